@@ -1,0 +1,147 @@
+"""The build: KG files in, `nodes.parquet`, `triples.parquet`, `relations.parquet` and `manifest.json` out.
+
+Everything is written into a temporary folder and renamed to `--out` at the end, so a failed build leaves nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import __version__
+from .atomic import atomic_directory, atomic_write_bytes
+from .errors import KsUserError
+from .formats import KgFormat, describe, detect_format, read_head
+from .graph import GraphAccumulator, KnowledgeGraph
+from .readers import read_kg_file
+
+PARQUET_OPTIONS = {"compression": "zstd", "row_group_size": 50_000, "use_dictionary": True,
+                   "write_statistics": True}
+
+
+@dataclass
+class BuildConfig:
+    kg_paths: list[Path]
+    out: Path
+    format: KgFormat | None = None
+    languages: list[str] = field(default_factory=lambda: ["en"])
+    domain: str | None = None
+    jsonld_contexts: dict[str, Path] = field(default_factory=dict)
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclass
+class InputFile:
+    path: Path
+    format: KgFormat
+    sha256: str
+    size: int
+    statements: int = 0
+
+
+def default_kg_path() -> Path:
+    """The small KG shipped with the package, used when no --kg is given."""
+    return Path(str(resources.files("knowledgesmith.kg").joinpath("sample.ttl")))
+
+
+def ingest(paths: Sequence[Path], *, fmt: KgFormat | None = None, languages: Sequence[str] = ("en",),
+           domain: str = "kg", jsonld_contexts: dict[str, Path] | None = None,
+           progress: bool = False) -> tuple[KnowledgeGraph, list[InputFile]]:
+    """Read and merge KG files into one hierarchy-tagged graph (no files written)."""
+    acc = GraphAccumulator(languages)
+    inputs: list[InputFile] = []
+    for path in paths:
+        head = read_head(path)
+        file_format = fmt or detect_format(path, head)
+        if fmt is not None and not head.strip():
+            raise KsUserError("file is empty", path=str(path))
+        info = InputFile(path=path, format=file_format, sha256=_sha256(path), size=path.stat().st_size)
+        info.statements = read_kg_file(acc, path, file_format, jsonld_contexts=jsonld_contexts or {},
+                                       progress=progress)
+        if info.statements == 0:
+            raise KsUserError(f"no statements found in this {describe(file_format)} file", path=str(path))
+        inputs.append(info)
+    kg = acc.finish(domain)
+    if kg.triples.num_rows == 0:
+        names = ", ".join(str(p) for p in paths)
+        raise KsUserError(
+            f"{names}: the graph has no usable facts ({acc.statements_read} statements read, all of them labels, "
+            "schema or OWL machinery); facts are triples between named nodes or from a named node to a literal")
+    return kg, inputs
+
+
+def run_build(config: BuildConfig) -> dict[str, object]:
+    """Build the output folder; returns the manifest."""
+    started = time.perf_counter()
+    domain = config.domain or config.kg_paths[0].name.split(".")[0]
+    kg, inputs = ingest(config.kg_paths, fmt=config.format, languages=config.languages, domain=domain,
+                        jsonld_contexts=config.jsonld_contexts, progress=config.progress)
+    ingest_seconds = time.perf_counter() - started
+    with atomic_directory(config.out) as staging:
+        files = {}
+        for name, table in (("nodes", kg.nodes), ("triples", kg.triples), ("relations", kg.relations)):
+            files[f"{name}.parquet"] = write_parquet(table, staging / f"{name}.parquet")
+        manifest = _manifest(config, domain, kg, inputs, files)
+        atomic_write_bytes(staging / "manifest.json", (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode())
+    if config.progress:
+        print(f"ingest {ingest_seconds:.2f}s, total {time.perf_counter() - started:.2f}s", file=sys.stderr)
+    return manifest
+
+
+def write_parquet(table: pa.Table, path: Path) -> dict[str, object]:
+    """Write one table deterministically (zstd, fixed row groups) and return its sha256 and row count."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, **PARQUET_OPTIONS)
+    tmp.rename(path)
+    return {"rows": table.num_rows, "sha256": _sha256(path)}
+
+
+def _manifest(config: BuildConfig, domain: str, kg: KnowledgeGraph, inputs: list[InputFile],
+              files: dict[str, dict[str, object]]) -> dict[str, object]:
+    by_source: dict[str, int] = {}
+    for source in kg.triples["source"].to_pylist():
+        by_source[source] = by_source.get(source, 0) + 1
+    return {
+        "builder": "knowledgesmith",
+        "builder_version": __version__,
+        "domain": domain,
+        "seed": config.seed,
+        "languages": config.languages,
+        "inputs": [
+            {"file": info.path.name, "format": info.format.value, "sha256": info.sha256, "bytes": info.size,
+             "statements": info.statements}
+            for info in inputs
+        ],
+        "kg_sha256": _combined_sha256([info.sha256 for info in inputs]),
+        "files": files,
+        "counts": kg.counts,
+        "facts_per_source": dict(sorted(by_source.items())),
+        "hierarchy": {
+            "method": kg.hierarchy_method,
+            "cycles": kg.cycles,
+            "edges_dropped_to_break_cycles": kg.dropped_hierarchy_edges,
+        },
+        "warnings": kg.warnings,
+    }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _combined_sha256(digests: list[str]) -> str:
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()

@@ -1,0 +1,279 @@
+"""Which syntax a KG file is written in: decided by its content, refined by its extension, overridable by the user."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import json
+import lzma
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import KsUserError
+
+
+class KgFormat(StrEnum):
+    TURTLE = "turtle"
+    NTRIPLES = "ntriples"
+    NQUADS = "nquads"
+    TRIG = "trig"
+    RDFXML = "rdfxml"
+    N3 = "n3"
+    JSONLD = "jsonld"
+    JSON = "json"  # our JSON shapes: node-link, triple list, nodes with level/parent
+    JSONL = "jsonl"  # one {subject, relation, object} object per line
+
+    @property
+    def is_rdf(self) -> bool:
+        return self not in (KgFormat.JSON, KgFormat.JSONL)
+
+
+# Names a user may pass to --format, with the spellings other tools use.
+FORMAT_ALIASES: dict[str, KgFormat] = {
+    "turtle": KgFormat.TURTLE, "ttl": KgFormat.TURTLE,
+    "ntriples": KgFormat.NTRIPLES, "nt": KgFormat.NTRIPLES, "n-triples": KgFormat.NTRIPLES,
+    "nquads": KgFormat.NQUADS, "nq": KgFormat.NQUADS, "n-quads": KgFormat.NQUADS,
+    "trig": KgFormat.TRIG,
+    "rdfxml": KgFormat.RDFXML, "rdf/xml": KgFormat.RDFXML, "xml": KgFormat.RDFXML, "rdf": KgFormat.RDFXML,
+    "n3": KgFormat.N3,
+    "jsonld": KgFormat.JSONLD, "json-ld": KgFormat.JSONLD,
+    "json": KgFormat.JSON,
+    "jsonl": KgFormat.JSONL, "ndjson": KgFormat.JSONL,
+}
+
+# Extensions that name exactly one syntax. They refine a content sniff within a family (text RDF, XML, JSON) and
+# are what makes a strict parser hold an `.nt` file to N-Triples rather than to the looser Turtle.
+_TEXT_RDF_EXTENSIONS = {
+    ".ttl": KgFormat.TURTLE, ".turtle": KgFormat.TURTLE,
+    ".nt": KgFormat.NTRIPLES, ".ntriples": KgFormat.NTRIPLES,
+    ".nq": KgFormat.NQUADS, ".nquads": KgFormat.NQUADS,
+    ".trig": KgFormat.TRIG,
+    ".n3": KgFormat.N3,
+}
+_JSON_EXTENSIONS = {".jsonld": KgFormat.JSONLD, ".json-ld": KgFormat.JSONLD,
+                    ".jsonl": KgFormat.JSONL, ".ndjson": KgFormat.JSONL}
+_COMPRESSION_SUFFIXES = {".gz", ".bz2", ".xz"}
+
+SNIFF_BYTES = 64 * 1024
+
+_XML_ELEMENT = re.compile(rb"<([A-Za-z_][\w.-]*)(?::([A-Za-z_][\w.-]*))?[\s>/]")
+_OWL_XML_NS = b"http://www.w3.org/2002/07/owl#"
+_RDF_NS = b"http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+
+
+def parse_format_name(name: str) -> KgFormat:
+    try:
+        return FORMAT_ALIASES[name.strip().lower()]
+    except KeyError:
+        known = ", ".join(sorted({f.value for f in KgFormat}))
+        raise KsUserError(f"unknown format {name!r}; known formats: {known}") from None
+
+
+def open_kg_bytes(path: Path) -> BinaryIO:
+    """Open a KG file for binary reading, transparently decompressing gzip, bzip2 and xz (detected by magic bytes)."""
+    if not path.exists():
+        raise KsUserError("no such file", path=str(path))
+    if path.is_dir():
+        raise KsUserError("is a directory, not a KG file", path=str(path))
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+    except OSError as exc:
+        raise KsUserError(f"cannot open: {exc.strerror}", path=str(path)) from None
+    magic = raw.read(6)
+    raw.seek(0)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    if magic[:3] == b"BZh":
+        return bz2.BZ2File(raw, mode="rb")  # type: ignore[return-value]
+    if magic[:6] == b"\xfd7zXZ\x00":
+        return lzma.LZMAFile(raw, mode="rb")  # type: ignore[return-value]
+    if magic[:4] == b"PK\x03\x04":
+        raw.close()
+        raise KsUserError("is a zip archive; unzip it and pass the KG file inside", path=str(path))
+    return raw  # type: ignore[return-value]
+
+
+def read_head(path: Path, size: int = SNIFF_BYTES) -> bytes:
+    """The first `size` decompressed bytes of a file, with a clear error for truncated compressed data."""
+    with open_kg_bytes(path) as handle:
+        try:
+            return handle.read(size)
+        except (EOFError, OSError, lzma.LZMAError) as exc:
+            raise KsUserError(f"compressed data is truncated or corrupt ({exc})", path=str(path)) from None
+
+
+def logical_suffix(path: Path) -> str:
+    """The extension that names the syntax, skipping a compression suffix: `x.ttl.gz` → `.ttl`."""
+    suffixes = [s.lower() for s in path.suffixes]
+    while suffixes and suffixes[-1] in _COMPRESSION_SUFFIXES:
+        suffixes.pop()
+    return suffixes[-1] if suffixes else ""
+
+
+def detect_format(path: Path, head: bytes) -> KgFormat:
+    """Decide the syntax of a KG file from its first bytes (and its extension, within the family the bytes show)."""
+    where = str(path)
+    text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    if not text:
+        raise KsUserError("file is empty", path=where)
+    if b"\x00" in head[:8192] or _looks_binary(head):
+        raise KsUserError("binary data, not a knowledge-graph text format (RDF, JSON-LD or JSON)", path=where)
+    suffix = logical_suffix(path)
+
+    if text[:1] in (b"{", b"["):
+        return _detect_json(text, suffix, where)
+    if text[:1] == b"<" and _is_xml(text):
+        return _detect_xml(text, where)
+    return _detect_text_rdf(text, suffix, where)
+
+
+def _looks_binary(head: bytes) -> bool:
+    sample = head[:8192]
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the end of the sample is not a sign of binary data.
+        if exc.start < len(sample) - 4:
+            return True
+    control = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13))
+    return control > len(sample) // 100 + 1
+
+
+def _is_xml(text: bytes) -> bool:
+    if text.startswith((b"<?xml", b"<!--", b"<!DOCTYPE", b"<!doctype")):
+        return True
+    match = _XML_ELEMENT.match(text)
+    return bool(match) and b"xmlns" in text[:SNIFF_BYTES]
+
+
+def _detect_xml(text: bytes, where: str) -> KgFormat:
+    root = _first_element(text)
+    if root is None:
+        raise KsUserError("XML without a root element", path=where)
+    prefix, local, element_text = root
+    if local == b"RDF" or _RDF_NS in element_text and prefix is not None:
+        return KgFormat.RDFXML
+    if local == b"Ontology" and _OWL_XML_NS in element_text:
+        raise KsUserError(
+            "OWL/XML syntax is not supported; convert it to RDF/XML or Turtle first, e.g. "
+            "`robot convert --input FILE --output FILE.ttl` (ROBOT) or Protégé's 'Save as', "
+            "or owlready2: get_ontology('file://FILE').load().save('FILE.rdf', format='rdfxml')",
+            path=where)
+    if _RDF_NS in element_text:
+        return KgFormat.RDFXML
+    name = (prefix + b":" if prefix else b"") + local
+    raise KsUserError(
+        f"XML document with root element <{name.decode(errors='replace')}> is not RDF/XML; "
+        "supported: RDF/XML, Turtle, N-Triples, N-Quads, TriG, N3, JSON-LD, JSON", path=where)
+
+
+def _first_element(text: bytes) -> tuple[bytes | None, bytes, bytes] | None:
+    """(prefix, local name, start-tag text) of the first element, skipping prolog, comments and doctype."""
+    pos = 0
+    while True:
+        start = text.find(b"<", pos)
+        if start < 0:
+            return None
+        if text.startswith(b"<?", start):
+            pos = text.find(b"?>", start) + 2
+        elif text.startswith(b"<!--", start):
+            pos = text.find(b"-->", start) + 3
+        elif text.startswith(b"<!", start):
+            pos = _skip_doctype(text, start)
+        else:
+            match = _XML_ELEMENT.match(text, start)
+            if not match:
+                return None
+            end = text.find(b">", start)
+            tag = text[start:end if end > 0 else len(text)]
+            if match.group(2) is not None:
+                return match.group(1), match.group(2), tag
+            return None, match.group(1), tag
+        if pos <= 1:
+            return None
+
+
+def _skip_doctype(text: bytes, start: int) -> int:
+    depth = 0
+    for i in range(start, len(text)):
+        c = text[i:i + 1]
+        if c == b"[":
+            depth += 1
+        elif c == b"]":
+            depth -= 1
+        elif c == b">" and depth <= 0:
+            return i + 1
+    return len(text)
+
+
+def _detect_json(text: bytes, suffix: str, where: str) -> KgFormat:
+    if suffix in _JSON_EXTENSIONS:
+        return _JSON_EXTENSIONS[suffix]
+    if re.search(rb'"@(context|graph|id|type)"\s*:', text):
+        return KgFormat.JSONLD
+    first_line, _, rest = text.partition(b"\n")
+    if first_line.strip().startswith(b"{") and rest.strip().startswith(b"{"):
+        try:
+            json.loads(first_line)
+            return KgFormat.JSONL
+        except ValueError:
+            pass
+    return KgFormat.JSON
+
+
+# Constructs that only one text syntax has. OWL functional and Manchester syntax are named so the error can say so.
+_OWL_FUNCTIONAL = re.compile(rb"^\s*(Prefix\s*\(|Ontology\s*\()", re.M)
+_MANCHESTER = re.compile(rb"^\s*(Prefix:|Ontology:|Class:|ObjectProperty:)", re.M)
+_N3_ONLY = re.compile(rb"@forAll|@forSome|@keywords|=>|<=\s|\{\s*[?<_:]")
+_TRIG_GRAPH = re.compile(rb"(^|\n)\s*(GRAPH\s+)?(<[^>\s]*>|[A-Za-z][\w-]*:[\w-]*|_:\w+)?\s*\{", re.I)
+_TURTLE_ONLY = re.compile(rb"@prefix|@base|^\s*PREFIX\s|^\s*BASE\s|;\s*$|\ba\s", re.M | re.I)
+_NQUAD_LINE = re.compile(rb'^\s*(<[^>]*>|_:\S+)\s+<[^>]*>\s+(<[^>]*>|_:\S+|".*"\S*)\s+(<[^>]*>|_:\S+)\s*\.\s*(#.*)?$')
+
+
+def _detect_text_rdf(text: bytes, suffix: str, where: str) -> KgFormat:
+    if _OWL_FUNCTIONAL.search(text[:8192]) and b"@prefix" not in text[:8192]:
+        raise KsUserError(
+            "OWL functional syntax is not supported; convert it to Turtle or RDF/XML first, e.g. "
+            "`robot convert --input FILE --output FILE.ttl` (ROBOT)", path=where)
+    if _MANCHESTER.search(text[:8192]) and b"@prefix" not in text[:8192]:
+        raise KsUserError(
+            "OWL Manchester syntax is not supported; convert it to Turtle or RDF/XML first, e.g. "
+            "`robot convert --input FILE --output FILE.ttl` (ROBOT)", path=where)
+    if suffix in _TEXT_RDF_EXTENSIONS:
+        return _TEXT_RDF_EXTENSIONS[suffix]
+    body = _strip_comments_and_strings(text)
+    if _N3_ONLY.search(body):
+        return KgFormat.N3
+    if _TRIG_GRAPH.search(body):
+        return KgFormat.TRIG
+    if _TURTLE_ONLY.search(body):
+        return KgFormat.TURTLE
+    lines = [ln for ln in text.splitlines()[:200] if ln.strip() and not ln.lstrip().startswith(b"#")]
+    if lines and all(_NQUAD_LINE.match(ln) for ln in lines[:-1] or lines):
+        return KgFormat.NQUADS
+    # Turtle is a superset of N-Triples, so reading plain triples as Turtle accepts exactly what N-Triples would.
+    return KgFormat.TURTLE
+
+
+_STRING_OR_COMMENT = re.compile(rb'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|#[^\n]*')
+
+
+def _strip_comments_and_strings(text: bytes) -> bytes:
+    """Blank out literals and comments so that braces or arrows inside them do not mislead the sniffing."""
+    # IRIs may contain '#', so protect them first.
+    return _STRING_OR_COMMENT.sub(b'""', re.sub(rb"<[^>\s]*>", b"<>", text))
+
+
+def describe(fmt: KgFormat) -> str:
+    return {
+        KgFormat.TURTLE: "Turtle", KgFormat.NTRIPLES: "N-Triples", KgFormat.NQUADS: "N-Quads",
+        KgFormat.TRIG: "TriG", KgFormat.RDFXML: "RDF/XML", KgFormat.N3: "N3", KgFormat.JSONLD: "JSON-LD",
+        KgFormat.JSON: "JSON", KgFormat.JSONL: "JSON Lines",
+    }[fmt]
+
+
+def text_stream(handle: BinaryIO) -> io.TextIOWrapper:
+    return io.TextIOWrapper(handle, encoding="utf-8-sig", errors="strict")

@@ -1,0 +1,1 @@
+"""KnowledgeSmith evaluation harness: scoring, interventions, metrics and reports (see README)."""
