@@ -258,7 +258,8 @@ def _detect_text_rdf(text: bytes, suffix: str, where: str) -> KgFormat:
     return KgFormat.TURTLE
 
 
-_STRING_OR_COMMENT = re.compile(rb'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|#[^\n]*')
+_STRING_OR_COMMENT = re.compile(
+    rb'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|#[^\n]*')
 
 
 def _strip_comments_and_strings(text: bytes) -> bytes:

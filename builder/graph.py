@@ -18,6 +18,7 @@ from .hierarchy import LEVELS, compute_hierarchy
 from .labels import choose_label, collect_aliases, name_from_iri, relation_name_from_iri
 from .vocab import (
     ANNOTATION_PROPERTY,
+    DOCUMENT_CLASSES,
     KNOWN_INVERSES,
     LABEL_RANK,
     PROPERTY_CLASSES,
@@ -111,6 +112,7 @@ class GraphAccumulator:
         self.rel_ranges: dict[str, set[str]] = defaultdict(set)
         self.explicit_levels: dict[str, str] = {}
         self.explicit_nodes: set[str] = set()
+        self.documents: set[str] = set()
         self.statements_read = 0
         self.roles: dict[str, Role | None] = {}
 
@@ -168,6 +170,8 @@ class GraphAccumulator:
         elif role is Role.TYPE:
             if obj in PROPERTY_CLASSES:
                 self.property_kinds[self.intern(subject)].add(obj)
+            elif obj in DOCUMENT_CLASSES:
+                self.documents.add(subject)
             elif not is_machinery_class(obj):
                 self.types[self.intern(subject)].add(self.intern(obj))
                 self.hierarchy.append((self.intern(subject), predicate, self.intern(obj), role, source))
@@ -196,14 +200,15 @@ class GraphAccumulator:
         predicates_in_facts = set(self.f_predicate)
         properties |= predicates_in_facts
 
-        # Candidate facts → facts: no annotation predicates, no statements about properties themselves.
+        # Candidate facts → facts: no annotation predicates, no statements about properties or the KG's header.
+        not_entities = properties | self.documents
         keep = [
-            p not in annotation_properties and s not in properties
+            p not in annotation_properties and s not in not_entities
             for s, p in zip(self.f_subject, self.f_predicate, strict=True)
         ]
         hierarchy_rows = [
             (s, p, o, role, src) for s, p, o, role, src in self.hierarchy
-            if s not in properties and o not in properties
+            if s not in not_entities and o not in not_entities
         ]
 
         facts = pa.table({
@@ -241,12 +246,12 @@ class GraphAccumulator:
         ordered = sorted(node_ids)
         index = {node: i for i, node in enumerate(ordered)}
 
-        edges = []
+        edges: set[tuple[int, int]] = set()
         for s, _p, o, role, _src in hierarchy_rows:
             if role is Role.NARROWER:
                 s, o = o, s
             if s in index and o in index:
-                edges.append((index[s], index[o]))
+                edges.add((index[s], index[o]))
         fact_pairs = []
         if not edges:
             subjects = facts["subject_id"].to_pylist()
@@ -254,7 +259,7 @@ class GraphAccumulator:
             kinds = facts["kind"].to_pylist()
             fact_pairs = [(index[s], index[o]) for s, o, k in zip(subjects, objects, kinds, strict=True)
                           if k == NODE and s in index and o in index]
-        tags = compute_hierarchy(len(ordered), edges, ordered, fact_pairs)
+        tags = compute_hierarchy(len(ordered), sorted(edges), ordered, fact_pairs)
         if tags.method == "degree":
             warnings.append("the KG has no hierarchy edges (rdfs:subClassOf, skos:broader/narrower, rdf:type, or a "
                             "JSON parent); levels come from degree centrality over the fact graph")
@@ -310,6 +315,7 @@ class GraphAccumulator:
             "nodes_per_level": {lvl: level_counts.get(lvl, 0) for lvl in LEVELS},
             "hierarchy_edges": len(edges),
             "max_depth": max((d for d in tags.depth if d is not None), default=None),
+            "longest_chain": tags.longest_chain,
             "nodes_without_label": no_label,
         }
         return KnowledgeGraph(nodes=nodes, triples=triples, relations=relations, hierarchy_method=tags.method,
@@ -371,6 +377,8 @@ class GraphAccumulator:
         labels = []
         for rel in rels:
             chosen = choose_label(self.labels[rel], self.language_preference) if rel in self.labels else None
+            if chosen and " " not in chosen[0] and chosen[0] != chosen[0].lower():
+                chosen = (relation_name_from_iri(chosen[0]), chosen[1])  # schema.org labels read `isPartOf`
             labels.append(chosen[0] if chosen else RELATION_LABELS.get(rel) or relation_name_from_iri(rel))
         return pa.table({
             "relation_id": pa.array(rels, pa.string()),

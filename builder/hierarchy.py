@@ -36,6 +36,7 @@ class Hierarchy:
     method: str  # "edges" or "degree"
     cycles: list[list[int]] = field(default_factory=list)
     dropped_edges: int = 0
+    longest_chain: int = 0  # edges on the longest child→parent path (depth is the shortest)
 
 
 def compute_hierarchy(n_nodes: int, edges: Iterable[tuple[int, int]], node_order: Sequence[str],
@@ -68,7 +69,22 @@ def compute_hierarchy(n_nodes: int, edges: Iterable[tuple[int, int]], node_order
     roots = [i for i in range(n_nodes) if not parents[i] and children[i]]
     depth, branch = _depth_and_branch(roots, parents, children, node_order)
     return Hierarchy(level=level, depth=depth, parents=parents, branch=branch, method="edges",
-                     cycles=cycles, dropped_edges=dropped)
+                     cycles=cycles, dropped_edges=dropped, longest_chain=_longest_chain(parents, children))
+
+
+def _longest_chain(parents: list[list[int]], children: list[list[int]]) -> int:
+    """Length in edges of the longest root-to-node path of the (now acyclic) hierarchy, by Kahn's order."""
+    pending = [len(ps) for ps in parents]
+    height = [0] * len(parents)
+    ready = [i for i, k in enumerate(pending) if k == 0]
+    while ready:
+        node = ready.pop()
+        for child in children[node]:
+            height[child] = max(height[child], height[node] + 1)
+            pending[child] -= 1
+            if pending[child] == 0:
+                ready.append(child)
+    return max(height, default=0)
 
 
 def _depth_and_branch(roots: list[int], parents: list[list[int]], children: list[list[int]],

@@ -94,6 +94,9 @@ ANNOTATION_PREDICATES: frozenset[str] = frozenset({
     SKOS + "broaderTransitive", SKOS + "narrowerTransitive", SKOS + "semanticRelation",
     SCHEMA_HTTPS + "description", SCHEMA_HTTP + "description", SCHEMA_HTTPS + "url", SCHEMA_HTTP + "url",
     SCHEMA_HTTPS + "image", SCHEMA_HTTP + "image", SCHEMA_HTTPS + "sameAs", SCHEMA_HTTP + "sameAs",
+    # schema.org's own vocabulary metadata (where a term was proposed, what replaced it)
+    SCHEMA_HTTPS + "source", SCHEMA_HTTP + "source", SCHEMA_HTTPS + "contributor", SCHEMA_HTTP + "contributor",
+    SCHEMA_HTTPS + "supersededBy", SCHEMA_HTTP + "supersededBy",
     FOAF + "page", FOAF + "homepage", FOAF + "depiction", FOAF + "isPrimaryTopicOf",
     OBO_IN_OWL + "hasDbXref", OBO_IN_OWL + "id", OBO_IN_OWL + "inSubset", OBO_IN_OWL + "hasOBONamespace",
     OBO_IN_OWL + "creation_date", OBO_IN_OWL + "created_by",
@@ -127,6 +130,8 @@ PROPERTY_CLASSES: frozenset[str] = frozenset({
     OWL + "IrreflexiveProperty", OWL + "OntologyProperty",
 })
 ANNOTATION_PROPERTY = OWL + "AnnotationProperty"
+# rdf:type objects that mark a node as a document about the KG (its header), whose statements are metadata.
+DOCUMENT_CLASSES: frozenset[str] = frozenset({OWL + "Ontology", SKOS + "ConceptScheme"})
 SYMMETRIC_PROPERTY = OWL + "SymmetricProperty"
 
 # Classes that say what kind of RDF resource something is, not what it is in the domain.
