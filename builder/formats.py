@@ -55,6 +55,10 @@ _TEXT_RDF_EXTENSIONS = {
 }
 _JSON_EXTENSIONS = {".jsonld": KgFormat.JSONLD, ".json-ld": KgFormat.JSONLD,
                     ".jsonl": KgFormat.JSONL, ".ndjson": KgFormat.JSONL}
+# `.rdf` names RDF/XML even when the root is a plain node element: rdf:RDF is optional, so `<Book xmlns="…">` with no
+# RDF namespace at all is a valid RDF/XML document (W3C test rdf-element-not-mandatory-test001). `.owl` and `.xml`
+# are left to the content, since OWL/XML and other XML use them too.
+_XML_RDF_EXTENSIONS = {".rdf"}
 _COMPRESSION_SUFFIXES = {".gz", ".bz2", ".xz"}
 
 SNIFF_BYTES = 64 * 1024
@@ -119,25 +123,33 @@ def detect_format(path: Path, head: bytes) -> KgFormat:
     text = head.lstrip(b"\xef\xbb\xbf").lstrip()
     if not text:
         raise KsUserError("file is empty", path=where)
-    if b"\x00" in head[:8192] or _looks_binary(head):
-        raise KsUserError("binary data, not a knowledge-graph text format (RDF, JSON-LD or JSON)", path=where)
     suffix = logical_suffix(path)
+    # String literals of the text RDF syntaxes may hold raw control characters, NUL included (W3C tests
+    # LITERAL1_all_controls, literal_ascii_boundaries), so a file named as one of them is binary only if not UTF-8.
+    if _looks_binary(head, controls_are_text=suffix in _TEXT_RDF_EXTENSIONS):
+        raise KsUserError("binary data, not a knowledge-graph text format (RDF, JSON-LD or JSON)", path=where)
 
-    if text[:1] in (b"{", b"["):
+    # A TriG default graph starts with '{' and a Turtle blank node with '[', so under a text RDF extension a leading
+    # bracket means JSON only when JSON's own tokens follow it.
+    if text[:1] in (b"{", b"[") and (suffix not in _TEXT_RDF_EXTENSIONS or _JSON_START.match(text)):
         return _detect_json(text, suffix, where)
     if text[:1] == b"<" and _is_xml(text):
-        return _detect_xml(text, where)
+        return _detect_xml(text, suffix, where)
     return _detect_text_rdf(text, suffix, where)
 
 
-def _looks_binary(head: bytes) -> bool:
+def _looks_binary(head: bytes, *, controls_are_text: bool = False) -> bool:
     sample = head[:8192]
+    if b"\x00" in sample and not controls_are_text:
+        return True
     try:
         sample.decode("utf-8")
     except UnicodeDecodeError as exc:
         # A multi-byte character cut at the end of the sample is not a sign of binary data.
         if exc.start < len(sample) - 4:
             return True
+    if controls_are_text:
+        return False
     control = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13))
     return control > len(sample) // 100 + 1
 
@@ -149,7 +161,7 @@ def _is_xml(text: bytes) -> bool:
     return bool(match) and b"xmlns" in text[:SNIFF_BYTES]
 
 
-def _detect_xml(text: bytes, where: str) -> KgFormat:
+def _detect_xml(text: bytes, suffix: str, where: str) -> KgFormat:
     root = _first_element(text)
     if root is None:
         raise KsUserError("XML without a root element", path=where)
@@ -162,7 +174,7 @@ def _detect_xml(text: bytes, where: str) -> KgFormat:
             "`robot convert --input FILE --output FILE.ttl` (ROBOT) or Protégé's 'Save as', "
             "or owlready2: get_ontology('file://FILE').load().save('FILE.rdf', format='rdfxml')",
             path=where)
-    if _RDF_NS in element_text:
+    if _RDF_NS in element_text or suffix in _XML_RDF_EXTENSIONS:
         return KgFormat.RDFXML
     name = (prefix + b":" if prefix else b"") + local
     raise KsUserError(
@@ -224,13 +236,23 @@ def _detect_json(text: bytes, suffix: str, where: str) -> KgFormat:
     return KgFormat.JSON
 
 
+# The first tokens of a JSON document that no text RDF syntax starts with: an object's first key (`{"k":`), or an
+# array whose first value is an object, array, string, number or keyword. (An empty `{}` is also an empty TriG
+# default graph, so it stays with the extension.)
+_JSON_START = re.compile(rb'\{\s*"(?:[^"\\\n]|\\.)*"\s*:|\[\s*(?:[{\["\d-]|true\b|false\b|null\b)')
+
 # Constructs that only one text syntax has. OWL functional and Manchester syntax are named so the error can say so.
 _OWL_FUNCTIONAL = re.compile(rb"^\s*(Prefix\s*\(|Ontology\s*\()", re.M)
 _MANCHESTER = re.compile(rb"^\s*(Prefix:|Ontology:|Class:|ObjectProperty:)", re.M)
 _N3_ONLY = re.compile(rb"@forAll|@forSome|@keywords|=>|<=\s|\{\s*[?<_:]")
 _TRIG_GRAPH = re.compile(rb"(^|\n)\s*(GRAPH\s+)?(<[^>\s]*>|[A-Za-z][\w-]*:[\w-]*|_:\w+)?\s*\{", re.I)
-_TURTLE_ONLY = re.compile(rb"@prefix|@base|^\s*PREFIX\s|^\s*BASE\s|;\s*$|\ba\s", re.M | re.I)
+# `(?<!:)` keeps the blank node `_:a` of N-Triples/N-Quads from reading as Turtle's `a` keyword.
+_TURTLE_ONLY = re.compile(rb"@prefix|@base|^\s*PREFIX\s|^\s*BASE\s|;\s*$|(?<!:)\ba\s", re.M | re.I)
 _NQUAD_LINE = re.compile(rb'^\s*(<[^>]*>|_:\S+)\s+<[^>]*>\s+(<[^>]*>|_:\S+|".*"\S*)\s+(<[^>]*>|_:\S+)\s*\.\s*(#.*)?$')
+# One N-Triples statement on a line; the literal is matched exactly, so that a Turtle line such as
+# `<s> <p> "x" ; <q> "y" .` does not pass for N-Triples.
+_NTRIPLE_LINE = re.compile(rb'^\s*(<[^>]*>|_:\S+)\s+<[^>]*>\s+'
+                           rb'(<[^>]*>|_:\S+|"(?:[^"\\]|\\.)*"(?:\^\^<[^>]*>|@[A-Za-z][\w-]*)?)\s*\.\s*(#.*)?$')
 
 
 def _detect_text_rdf(text: bytes, suffix: str, where: str) -> KgFormat:
@@ -252,9 +274,13 @@ def _detect_text_rdf(text: bytes, suffix: str, where: str) -> KgFormat:
     if _TURTLE_ONLY.search(body):
         return KgFormat.TURTLE
     lines = [ln for ln in text.splitlines()[:200] if ln.strip() and not ln.lstrip().startswith(b"#")]
-    if lines and all(_NQUAD_LINE.match(ln) for ln in lines[:-1] or lines):
-        return KgFormat.NQUADS
-    # Turtle is a superset of N-Triples, so reading plain triples as Turtle accepts exactly what N-Triples would.
+    # The last line of the sniffed head may be cut short (a complete one ends with a line break).
+    checked = lines if text.endswith((b"\n", b"\r")) else lines[:-1] or lines
+    # One statement per line: N-Quads when any line names a graph (N-Quads may mix in default-graph triples, so a
+    # quad file whose first line is a plain triple is still N-Quads), N-Triples when none does. Reading N-Triples
+    # with the N-Triples parser holds them to their strict grammar and records the right format in the manifest.
+    if checked and all(_NQUAD_LINE.match(ln) or _NTRIPLE_LINE.match(ln) for ln in checked):
+        return KgFormat.NQUADS if any(_NQUAD_LINE.match(ln) for ln in checked) else KgFormat.NTRIPLES
     return KgFormat.TURTLE
 
 

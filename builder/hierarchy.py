@@ -54,7 +54,7 @@ def compute_hierarchy(n_nodes: int, edges: Iterable[tuple[int, int]], node_order
         return _hierarchy_from_degree(n_nodes, fact_edges, node_order)
 
     cycles, dropped = _break_cycles(parent_sets, node_order)
-    parents = [sorted(ps, key=node_order.__getitem__) for ps in parent_sets]
+    parents = [sorted(ps, key=node_order.__getitem__) if len(ps) > 1 else list(ps) for ps in parent_sets]
     children: list[list[int]] = [[] for _ in range(n_nodes)]
     for child, ps in enumerate(parents):
         for parent in ps:
@@ -156,7 +156,8 @@ def _strongly_connected_components(adjacency: list[set[int]]) -> list[list[int]]
     for start in range(n):
         if index[start] != -1 or not adjacency[start]:
             continue
-        work: list[tuple[int, list[int], int]] = [(start, sorted(adjacency[start]), 0)]
+        # Successor order cannot change which nodes form a component, so the sets are walked unsorted.
+        work: list[tuple[int, list[int], int]] = [(start, list(adjacency[start]), 0)]
         index[start] = low[start] = counter
         counter += 1
         stack.append(start)
@@ -171,7 +172,7 @@ def _strongly_connected_components(adjacency: list[set[int]]) -> list[list[int]]
                     counter += 1
                     stack.append(nxt)
                     on_stack[nxt] = True
-                    work.append((nxt, sorted(adjacency[nxt]), 0))
+                    work.append((nxt, list(adjacency[nxt]), 0))
                 elif on_stack[nxt]:
                     low[node] = min(low[node], index[nxt])
                 continue

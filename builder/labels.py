@@ -55,6 +55,8 @@ def language_rank(lang: str, preference: Sequence[str]) -> int:
 def choose_label(candidates: Sequence[tuple[int, str, str]], preference: Sequence[str]) -> tuple[str, str] | None:
     """Pick (label, lang) from (predicate rank, lang, text) candidates: best language first, then the best label
     predicate, then the text itself so that the choice never depends on input order."""
+    if len(candidates) == 1:
+        return candidates[0][2], candidates[0][1]
     best = None
     best_key = None
     for pred_rank, lang, text in candidates:
@@ -68,19 +70,25 @@ def choose_label(candidates: Sequence[tuple[int, str, str]], preference: Sequenc
 def collect_aliases(label: str, label_lang: str, labels: Sequence[tuple[int, str, str]],
                     aliases: Sequence[tuple[str, str]], preference: Sequence[str]) -> list[str]:
     """Other names usable in the chosen label's language or a preferred one: other labels and alias predicates."""
-    wanted = {language_rank(label_lang, preference)}
+    if len(labels) <= 1 and not aliases:
+        return []
     out: set[str] = set()
     for _, lang, text in labels:
-        if _usable(lang, label_lang, wanted, preference):
+        if _usable(lang, label_lang, preference):
             out.add(text)
     for lang, text in aliases:
-        if _usable(lang, label_lang, wanted, preference):
+        if _usable(lang, label_lang, preference):
             out.add(text)
     out.discard(label)
     return sorted(out)
 
 
-def _usable(lang: str, label_lang: str, wanted: set[int], preference: Sequence[str]) -> bool:
+def _usable(lang: str, label_lang: str, preference: Sequence[str]) -> bool:
     if lang == label_lang or lang == "":
         return True
-    return language_rank(lang, preference) < len(preference) * 2 or language_rank(lang, preference) in wanted
+    # A preferred language (or a regional variant of one), or the label's own language in another region. Not every
+    # other language: a label that fell back to French collects no Italian or German aliases (this used to compare
+    # language ranks, and all non-preferred languages share one rank).
+    if language_rank(lang, preference) < len(preference) * 2:
+        return True
+    return lang.lower().split("-", 1)[0] == label_lang.lower().split("-", 1)[0]

@@ -21,7 +21,18 @@ from .errors import KsUserError
 from .formats import KgFormat, describe, open_kg_bytes
 from .graph import GraphAccumulator
 from .hierarchy import LEVELS
-from .vocab import RDF_TYPE, RDFS_LABEL, SKOS_ALT_LABEL, SKOS_BROADER, XSD, Role
+from .vocab import (
+    DOCUMENT_CLASSES,
+    PROPERTY_CLASSES,
+    RDF_TYPE,
+    RDFS_LABEL,
+    SKOS_ALT_LABEL,
+    SKOS_BROADER,
+    XSD,
+    Role,
+    is_machinery_class,
+)
+from .vocab import LABEL_RANK as label_rank
 
 _OX_FORMATS = {
     KgFormat.TURTLE: ox.RdfFormat.TURTLE,
@@ -112,16 +123,18 @@ def _syntax_error(exc: SyntaxError, path: Path, fmt: KgFormat) -> KsUserError:
 
 def _consume_quads(acc: GraphAccumulator, quads: Iterator[ox.Quad], source: int, *, track_graphs: bool,
                    asserted_only: bool, path: Path) -> None:
-    """The hot loop of ingest: kept flat, with every per-statement lookup cached in a local."""
+    """The hot loop of ingest: flat, every lookup bound to a local, facts stored as integer term ids."""
     named_node = ox.NamedNode
     literal_type = ox.Literal
     default_graph = ox.DefaultGraph
-    roles = acc.roles
-    role_of = acc.role_of
-    intern = acc._intern.setdefault
-    f_subject, f_predicate, f_object = acc.f_subject, acc.f_predicate, acc.f_object
-    f_kind, f_datatype, f_lang, f_source = acc.f_kind, acc.f_datatype, acc.f_lang, acc.f_source
+    predicates = acc.predicates
+    predicate_entry = acc.predicate
+    ids = acc.term_ids
+    f_subject, f_predicate, f_object, f_source = acc.f_subject, acc.f_predicate, acc.f_object, acc.f_source
     schema_statement = acc.add_schema_statement
+    labels, types, hierarchy = acc.labels, acc.types, acc.hierarchy
+    label_role, type_role = Role.LABEL, Role.TYPE
+    domain_classes: set[str] = set()  # rdf:type objects already known to be domain classes
     graph_sources: dict[str, int] = {}
     count = 0
     for quad in quads:
@@ -141,33 +154,40 @@ def _consume_quads(acc: GraphAccumulator, quads: Iterator[ox.Quad], source: int,
                     src = graph_sources[g] = acc.add_source(f"{path.name}#{g}")
         p = quad.predicate.value
         try:
-            role = roles[p]
+            role, pid = predicates[p]
         except KeyError:
-            role = role_of(p)
+            role, pid = predicate_entry(p)
         obj = quad.object
         if role is None:
             obj_type = type(obj)
             if obj_type is named_node:
-                f_subject.append(intern(subject.value, subject.value))
-                f_predicate.append(intern(p, p))
-                f_object.append(intern(obj.value, obj.value))
-                f_kind.append(0)
-                f_datatype.append(None)
-                f_lang.append(None)
-                f_source.append(src)
+                f_object.append(ids[obj.value])
             elif obj_type is literal_type:
-                f_subject.append(intern(subject.value, subject.value))
-                f_predicate.append(intern(p, p))
-                f_object.append(obj.value)
-                f_kind.append(1)
-                dt = obj.datatype.value
-                f_datatype.append(intern(dt, dt))
-                f_lang.append(obj.language)
-                f_source.append(src)
+                f_object.append(ids["\x00" + obj.value + "\x1f" + obj.datatype.value + "\x1f" + (obj.language or "")])
+            else:
+                continue  # a blank-node object: structure, not a fact
+            f_subject.append(ids[subject.value])
+            f_predicate.append(pid)
+            f_source.append(src)
             continue
         if role is Role.MACHINERY:
             continue
         obj_type = type(obj)
+        if role is label_role:  # the commonest schema statements are handled inline
+            if obj_type is literal_type:
+                labels[subject.value].append((label_rank[p], obj.language or "", obj.value))
+            continue
+        if role is type_role and obj_type is named_node:
+            o = obj.value
+            if o in domain_classes:
+                s = subject.value
+                types[s].add(o)
+                hierarchy.append((s, p, o, type_role, src))
+                continue
+            schema_statement(role, subject.value, p, o, None, src)
+            if o not in PROPERTY_CLASSES and o not in DOCUMENT_CLASSES and not is_machinery_class(o):
+                domain_classes.add(o)
+            continue
         if obj_type is named_node:
             schema_statement(role, subject.value, p, obj.value, None, src)
         elif obj_type is literal_type:
