@@ -49,7 +49,8 @@ def generate(path: Path, statements: int, seed: int = 0) -> None:
         while written < statements:
             s, o, p = rng.randrange(n_entities), rng.randrange(n_entities), rng.randrange(30)
             if p == 29:
-                out.write(f'<{EX}E{s}> <{EX}p{p}> "{rng.randrange(10**6)}"^^<http://www.w3.org/2001/XMLSchema#integer> .\n')
+                value = f'"{rng.randrange(10**6)}"^^<http://www.w3.org/2001/XMLSchema#integer>'
+                out.write(f"<{EX}E{s}> <{EX}p{p}> {value} .\n")
             else:
                 out.write(f"<{EX}E{s}> <{EX}p{p}> <{EX}E{o}> .\n")
             written += 1

@@ -117,6 +117,8 @@ def _syntax_error(exc: SyntaxError, path: Path, fmt: KgFormat) -> KsUserError:
     elif message.startswith("Parser error"):
         # pyoxigraph puts the position in the message; we carry it in path:line:column instead.
         message = message.split(": ", 1)[1] if ": " in message else message
+    # The parser quotes raw input, which may hold control characters; keep the error one printable line.
+    message = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message)
     return KsUserError(f"invalid {describe(fmt)}: {message}", path=str(path), line=exc.lineno,
                        column=exc.offset)
 
