@@ -8,6 +8,7 @@ import io
 import json
 import lzma
 import re
+import zlib
 from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
@@ -89,15 +90,35 @@ def open_kg_bytes(path: Path) -> BinaryIO:
     magic = raw.read(6)
     raw.seek(0)
     if magic[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+        return _skip_bom(gzip.GzipFile(fileobj=raw, mode="rb"), path)  # type: ignore[arg-type]
     if magic[:3] == b"BZh":
-        return bz2.BZ2File(raw, mode="rb")  # type: ignore[return-value]
+        return _skip_bom(bz2.BZ2File(raw, mode="rb"), path)  # type: ignore[arg-type]
     if magic[:6] == b"\xfd7zXZ\x00":
-        return lzma.LZMAFile(raw, mode="rb")  # type: ignore[return-value]
+        return _skip_bom(lzma.LZMAFile(raw, mode="rb"), path)  # type: ignore[arg-type]
     if magic[:4] == b"PK\x03\x04":
         raw.close()
         raise KsUserError("is a zip archive; unzip it and pass the KG file inside", path=str(path))
+    if magic[:3] == _UTF8_BOM:
+        raw.seek(3)  # see _skip_bom
     return raw  # type: ignore[return-value]
+
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _skip_bom(stream: BinaryIO, path: Path) -> BinaryIO:
+    """Position a decompressed stream after a UTF-8 byte order mark, as for plain files above.
+
+    Editors on Windows write one; pyoxigraph's parsers and `json.load` on bytes reject it ("\ufeff is not a valid
+    subject"), while the sniffing already skipped it, so a BOM file used to be detected fine and then fail to parse.
+    """
+    try:
+        if stream.read(3) != _UTF8_BOM:
+            stream.seek(0)
+    except (EOFError, OSError, lzma.LZMAError, zlib.error) as exc:
+        stream.close()
+        raise KsUserError(f"compressed data is truncated or corrupt ({exc})", path=str(path)) from None
+    return stream
 
 
 def read_head(path: Path, size: int = SNIFF_BYTES) -> bytes:
@@ -127,6 +148,7 @@ def detect_format(path: Path, head: bytes) -> KgFormat:
     # String literals of the text RDF syntaxes may hold raw control characters, NUL included (W3C tests
     # LITERAL1_all_controls, literal_ascii_boundaries), so a file named as one of them is binary only if not UTF-8.
     if _looks_binary(head, controls_are_text=suffix in _TEXT_RDF_EXTENSIONS):
+        _raise_if_text_in_another_encoding(head, where)
         raise KsUserError("binary data, not a knowledge-graph text format (RDF, JSON-LD or JSON)", path=where)
 
     # A TriG default graph starts with '{' and a Turtle blank node with '[', so under a text RDF extension a leading
@@ -152,6 +174,26 @@ def _looks_binary(head: bytes, *, controls_are_text: bool = False) -> bool:
         return False
     control = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13))
     return control > len(sample) // 100 + 1
+
+
+def _raise_if_text_in_another_encoding(head: bytes, where: str) -> None:
+    """Text that is not UTF-8 (Latin-1, Windows-1252) has no NUL and few control bytes: say so, and where, rather
+    than calling it binary data."""
+    sample = head[:8192]
+    if b"\x00" in sample:
+        return
+    try:
+        sample.decode("utf-8")
+        return
+    except UnicodeDecodeError as exc:
+        start = exc.start
+    control = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13))
+    if control > len(sample) // 100 + 1:
+        return
+    line = sample.count(b"\n", 0, start) + 1
+    column = start - (sample.rfind(b"\n", 0, start) + 1) + 1  # in bytes
+    raise KsUserError(f"not valid UTF-8 text (byte 0x{sample[start]:02x}); KG files are read as UTF-8: re-encode "
+                      "it, e.g. `iconv -f latin1 -t utf-8 FILE > FILE.utf8`", path=where, line=line, column=column)
 
 
 def _is_xml(text: bytes) -> bool:

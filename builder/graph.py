@@ -23,6 +23,7 @@ from .vocab import (
     KNOWN_INVERSES,
     LABEL_RANK,
     PROPERTY_CLASSES,
+    RDF_PROPERTY,
     RELATION_LABELS,
     SYMMETRIC_PROPERTY,
     Role,
@@ -118,6 +119,8 @@ class GraphAccumulator:
         self.f_predicate: list[int] = []
         self.f_object: list[int] = []
         self.f_source: list[int] = []
+        # Facts merged from parallel readers, already as global term ids: (subject, predicate, object, source).
+        self.fact_blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         # Hierarchy statements as written (subject, predicate, object, role, source index).
         self.hierarchy: list[tuple[str, str, str, Role, int]] = []
         self.labels: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
@@ -130,6 +133,8 @@ class GraphAccumulator:
         self.explicit_levels: dict[str, str] = {}
         self.explicit_nodes: set[str] = set()
         self.documents: set[str] = set()
+        # Classes declared subclasses of rdf:Property (or of another property class): their instances are relations.
+        self.property_classes: set[str] = set()
         self.statements_read = 0
         # predicate IRI → (role, term id); the role is None for predicates of candidate facts
         self.predicates: dict[str, tuple[Role | None, int]] = {}
@@ -187,17 +192,52 @@ class GraphAccumulator:
         elif role in (Role.SUBCLASS_OF, Role.BROADER, Role.NARROWER):
             if not is_machinery_class(obj):
                 self.hierarchy.append((subject, predicate, obj, role, source))
+            elif role is Role.SUBCLASS_OF and obj in PROPERTY_CLASSES:
+                self.property_classes.add(subject)  # e.g. brick:Relationship ⊑ rdf:Property
         elif role is Role.INVERSE_OF:
             self.inverse_pairs.add((subject, obj))
+            self.property_kinds[subject].add(RDF_PROPERTY)
+            self.property_kinds[obj].add(RDF_PROPERTY)
+        elif role is Role.SUBPROPERTY_OF:
+            self.property_kinds[subject].add(RDF_PROPERTY)
+            self.property_kinds[obj].add(RDF_PROPERTY)
         elif role is Role.DOMAIN:
             self.rel_domains[subject].add(obj)
+            self.property_kinds[subject].add(RDF_PROPERTY)
         elif role is Role.RANGE:
             self.rel_ranges[subject].add(obj)
+            self.property_kinds[subject].add(RDF_PROPERTY)
 
     def add_explicit_node(self, node_id: str, level: str | None) -> None:
         self.explicit_nodes.add(node_id)
         if level is not None:
             self.explicit_levels[node_id] = level
+
+    def merge(self, part: GraphAccumulator) -> None:
+        """Fold in what a parallel reader accumulated from one slice of a file (its ids are local to it)."""
+        ids = self.term_ids
+        remap = np.array([ids[key] for key in part.term_ids.keys_in_order], dtype=np.int64)
+        source_remap = np.array([self.add_source(name) if name not in self.sources else self.sources.index(name)
+                                 for name in part.sources], dtype=np.int64)
+        for role, pid in part.predicates.values():
+            key = part.term_ids.keys_in_order[pid]
+            if key not in self.predicates:
+                self.predicates[key] = (role, ids[key])
+        columns = [np.array(c, dtype=np.int64) for c in (part.f_subject, part.f_predicate, part.f_object)]
+        self.fact_blocks.append((remap[columns[0]], remap[columns[1]], remap[columns[2]],
+                                 source_remap[np.array(part.f_source, dtype=np.int64)]))
+        self.hierarchy.extend((s, p, o, role, int(source_remap[src])) for s, p, o, role, src in part.hierarchy)
+        for node, values in part.labels.items():
+            self.labels[node].extend(values)
+        for node, aliases in part.aliases.items():
+            self.aliases[node].extend(aliases)
+        for table_self, table_part in ((self.types, part.types), (self.property_kinds, part.property_kinds),
+                                       (self.rel_domains, part.rel_domains), (self.rel_ranges, part.rel_ranges)):
+            for key, values in table_part.items():
+                table_self[key].update(values)
+        self.inverse_pairs |= part.inverse_pairs
+        self.documents |= part.documents
+        self.statements_read += part.statements_read
 
     # -- finishing -------------------------------------------------------------------------------------------------
 
@@ -208,16 +248,22 @@ class GraphAccumulator:
         annotation_properties = {p for p, kinds in self.property_kinds.items() if ANNOTATION_PROPERTY in kinds}
         fact_predicates = {pid for role, pid in self.predicates.values() if role is None}
         fact_predicates.update(set(self.f_predicate))  # JSON facts bypass the predicate cache
+        for block in self.fact_blocks:
+            fact_predicates.update(np.unique(block[1]).tolist())
         keys = ids.keys_in_order
-        properties = set(self.property_kinds) | {keys[pid] for pid in fact_predicates}
+        property_classes = self._property_class_closure()
+        properties = set(self.property_kinds) | {keys[pid] for pid in fact_predicates} | property_classes
+        properties |= {node for node, classes in self.types.items() if not classes.isdisjoint(property_classes)}
         not_entities = (properties - self.explicit_nodes) | self.documents
 
         # Hierarchy statements join the candidate facts as ids (this may mint ids, so it comes first).
         hierarchy_rows = [(s, p, o, role, src) for s, p, o, role, src in self.hierarchy
                           if s not in not_entities and o not in not_entities]
-        h_subject = [ids[s] for s, _, _, _, _ in hierarchy_rows]
-        h_predicate = [ids[p] for _, p, _, _, _ in hierarchy_rows]
-        h_object = [ids[o] for _, _, o, _, _ in hierarchy_rows]
+        # A self-loop is reported as a cycle, but "A is a kind of A" is not a fact worth probing.
+        hierarchy_facts = [row for row in hierarchy_rows if row[0] != row[2]]
+        h_subject = [ids[s] for s, _, _, _, _ in hierarchy_facts]
+        h_predicate = [ids[p] for _, p, _, _, _ in hierarchy_facts]
+        h_object = [ids[o] for _, _, o, _, _ in hierarchy_facts]
         for node in self.explicit_nodes:
             ids[node]
         n_terms = len(keys)
@@ -230,15 +276,14 @@ class GraphAccumulator:
         for key in annotation_properties:
             if key in ids:
                 blocked_predicate[ids[key]] = True
-        subject = np.array(self.f_subject, dtype=np.int64)
-        predicate = np.array(self.f_predicate, dtype=np.int64)
-        obj = np.array(self.f_object, dtype=np.int64)
-        source = np.array(self.f_source, dtype=np.int64)
+        blocks = [tuple(np.array(column, dtype=np.int64) for column in
+                        (self.f_subject, self.f_predicate, self.f_object, self.f_source)), *self.fact_blocks]
+        subject, predicate, obj, source = (np.concatenate([block[i] for block in blocks]) for i in range(4))
         keep = ~blocked_subject[subject] & ~blocked_predicate[predicate]
         subject = np.concatenate([subject[keep], np.array(h_subject, dtype=np.int64)])
         predicate = np.concatenate([predicate[keep], np.array(h_predicate, dtype=np.int64)])
         obj = np.concatenate([obj[keep], np.array(h_object, dtype=np.int64)])
-        source = np.concatenate([source[keep], np.array([r[4] for r in hierarchy_rows], dtype=np.int64)])
+        source = np.concatenate([source[keep], np.array([r[4] for r in hierarchy_facts], dtype=np.int64)])
 
         is_literal = np.fromiter((k.startswith("\x00") for k in keys), dtype=bool, count=n_terms)
         rank = np.empty(n_terms, dtype=np.int64)
@@ -280,11 +325,15 @@ class GraphAccumulator:
             warnings.append(f"hierarchy cycle broken: {shown}")
 
         levels = list(tags.level)
+        depth, branch = list(tags.depth), list(tags.branch)
         for node, level in self.explicit_levels.items():
             if node in index:
-                levels[index[node]] = level
-        branches = [ordered[b] if b is not None else None for b in tags.branch]
-        nodes, no_label = self._nodes_table(ordered, levels, tags.depth, tags.parents, branches, domain)
+                i = index[node]
+                levels[i] = level
+                if level == "root" and depth[i] is None:  # a declared root outside any hierarchy edge
+                    depth[i], branch[i] = 0, i
+        branches = [ordered[b] if b is not None else None for b in branch]
+        nodes, no_label = self._nodes_table(ordered, levels, depth, tags.parents, branches, domain)
         if ordered and no_label == len(ordered):
             warnings.append("no node has a label (rdfs:label, skos:prefLabel, schema:name, …); names are derived "
                             "from the IRIs")
@@ -301,13 +350,28 @@ class GraphAccumulator:
             "relations": relations.num_rows,
             "nodes_per_level": {lvl: level_counts.get(lvl, 0) for lvl in LEVELS},
             "hierarchy_edges": len(edges),
-            "max_depth": max((d for d in tags.depth if d is not None), default=None),
+            "max_depth": max((d for d in depth if d is not None), default=None),
             "longest_chain": tags.longest_chain,
             "nodes_without_label": no_label,
         }
         return KnowledgeGraph(nodes=nodes, triples=triples, relations=relations, hierarchy_method=tags.method,
                               cycles=cycles, dropped_hierarchy_edges=tags.dropped_edges, warnings=warnings,
                               counts=counts)
+
+    def _property_class_closure(self) -> set[str]:
+        """Declared property classes plus every class below one of them in the subClassOf hierarchy."""
+        below: dict[str, list[str]] = defaultdict(list)
+        for s, _p, o, role, _src in self.hierarchy:
+            if role is Role.SUBCLASS_OF:
+                below[o].append(s)
+        found = set(self.property_classes)
+        stack = list(found)
+        while stack:
+            for child in below.get(stack.pop(), ()):
+                if child not in found:
+                    found.add(child)
+                    stack.append(child)
+        return found
 
     def _nodes_table(self, ordered: list[str], levels: list[str], depth: list[int | None],
                      parents: list[list[int]], branches: list[str | None], domain: str) -> tuple[pa.Table, int]:

@@ -56,10 +56,14 @@ def choose_label(candidates: Sequence[tuple[int, str, str]], preference: Sequenc
     """Pick (label, lang) from (predicate rank, lang, text) candidates: best language first, then the best label
     predicate, then the text itself so that the choice never depends on input order."""
     if len(candidates) == 1:
-        return candidates[0][2], candidates[0][1]
+        text = _clean(candidates[0][2])
+        return (text, candidates[0][1]) if text else None
     best = None
     best_key = None
     for pred_rank, lang, text in candidates:
+        text = _clean(text)
+        if not text:
+            continue  # a blank label names nothing; the IRI's name is better
         key = (language_rank(lang, preference), pred_rank, lang, text)
         if best_key is None or key < best_key:
             best_key = key
@@ -75,12 +79,20 @@ def collect_aliases(label: str, label_lang: str, labels: Sequence[tuple[int, str
     out: set[str] = set()
     for _, lang, text in labels:
         if _usable(lang, label_lang, preference):
-            out.add(text)
+            out.add(_clean(text))
     for lang, text in aliases:
         if _usable(lang, label_lang, preference):
-            out.add(text)
+            out.add(_clean(text))
     out.discard(label)
+    out.discard("")
     return sorted(out)
+
+
+def _clean(text: str) -> str:
+    """A label as it will be shown: RDF labels keep whatever whitespace their authors typed (pizza.owl names
+    GoatsCheeseTopping 'CoberturaDeQueijoDeCabra  '), so runs of whitespace become one space and the ends are trimmed,
+    as the JSON reader already does for its labels."""
+    return " ".join(text.split())
 
 
 def _usable(lang: str, label_lang: str, preference: Sequence[str]) -> bool:

@@ -6,9 +6,13 @@ shapes are read with the standard library. Every parse error becomes one `KsUser
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import json
 import lzma
+import multiprocessing
+import os
+import xml.parsers.expat
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,9 +86,22 @@ class _CountingReader(io.RawIOBase):
         return n or 0
 
 
+# Line-based syntaxes of at least this size are split at line boundaries and parsed by several processes.
+PARALLEL_MIN_BYTES = 16 << 20
+_LINE_BASED = {KgFormat.NTRIPLES, KgFormat.NQUADS}
+
+
+def parallel_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
 def _read_rdf(acc: GraphAccumulator, path: Path, fmt: KgFormat, jsonld_contexts: dict[str, Path],
               progress: bool) -> None:
     base_iri = path.resolve().as_uri()
+    if fmt in _LINE_BASED and parallel_workers() > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES \
+            and not _is_compressed(path):
+        _read_line_based_in_parallel(acc, path, fmt, base_iri, progress)
+        return
     source = acc.add_source(path.name)
     with open_kg_bytes(path) as raw:
         if fmt is KgFormat.JSONLD:
@@ -101,12 +118,102 @@ def _read_rdf(acc: GraphAccumulator, path: Path, fmt: KgFormat, jsonld_contexts:
             _consume_quads(acc, quads, source, track_graphs=fmt in _DATASET_FORMATS,
                            asserted_only=fmt is KgFormat.N3, path=path)
         except SyntaxError as exc:
-            raise _syntax_error(exc, path, fmt) from None
+            error = _syntax_error(exc, path, fmt)
+            if error.line is None and fmt is KgFormat.RDFXML:
+                error.line, error.column = _xml_error_position(path)
+            raise KsUserError(error.message, path=error.path, line=error.line, column=error.column) from None
         except UnicodeDecodeError as exc:
             raise KsUserError(f"not valid UTF-8 text ({exc.reason} at byte {exc.start})", path=str(path)) from None
         finally:
             if bar is not None:
                 bar.close()
+
+
+def _is_compressed(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        magic = handle.read(6)
+    return magic[:2] == b"\x1f\x8b" or magic[:3] == b"BZh" or magic[:6] == b"\xfd7zXZ\x00"
+
+
+def _slices(path: Path, parts: int) -> list[tuple[int, int]]:
+    """Byte ranges that cut the file only just after a newline, so every slice holds whole statements."""
+    size = path.stat().st_size
+    cuts = [0]
+    with open(path, "rb") as handle:
+        for i in range(1, parts):
+            handle.seek(max(cuts[-1], size * i // parts))
+            handle.readline()
+            position = handle.tell()
+            if position >= size:
+                break
+            if position > cuts[-1]:
+                cuts.append(position)
+    cuts.append(size)
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
+
+
+def _parse_slice(path: Path, fmt: KgFormat, base_iri: str, start: int, end: int,
+                 languages: list[str]) -> GraphAccumulator | tuple[str, int | None, int | None]:
+    """Worker: parse bytes [start, end) into a fresh accumulator; a syntax error comes back as (message, line in
+    the slice, column) so the parent can report the line in the whole file."""
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        data = handle.read(end - start)
+    part = GraphAccumulator(languages)
+    source = part.add_source(path.name)
+    try:
+        _consume_quads(part, ox.parse(data, format=_OX_FORMATS[fmt], base_iri=base_iri), source,
+                       track_graphs=fmt is KgFormat.NQUADS, asserted_only=False, path=path)
+    except SyntaxError as exc:
+        error = _syntax_error(exc, path, fmt)
+        return error.message, error.line, error.column
+    return part
+
+
+def _read_line_based_in_parallel(acc: GraphAccumulator, path: Path, fmt: KgFormat, base_iri: str,
+                                 progress: bool) -> None:
+    slices = _slices(path, parallel_workers())
+    # fork: the workers inherit the imported modules, so starting them costs milliseconds, not an import.
+    context = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(len(slices), mp_context=context) as pool:
+        futures = [pool.submit(_parse_slice, path, fmt, base_iri, start, end, acc.language_preference)
+                   for start, end in slices]
+        with tqdm(total=len(slices), desc=path.name, unit="slice", disable=not progress, leave=False) as bar:
+            for _future in concurrent.futures.as_completed(futures):
+                bar.update(1)
+        results = [future.result() for future in futures]
+    for (start, _end), result in zip(slices, results, strict=True):
+        if isinstance(result, tuple):
+            message, line, column = result
+            if line is not None:
+                line += _count_newlines(path, start)
+            raise KsUserError(message, path=str(path), line=line, column=column)
+    for result in results:
+        acc.merge(result)  # type: ignore[arg-type]
+
+
+def _count_newlines(path: Path, end: int) -> int:
+    count = 0
+    with open(path, "rb") as handle:
+        while handle.tell() < end:
+            chunk = handle.read(min(1 << 20, end - handle.tell()))
+            if not chunk:
+                break
+            count += chunk.count(b"\n")
+    return count
+
+
+def _xml_error_position(path: Path) -> tuple[int | None, int | None]:
+    """pyoxigraph's RDF/XML errors carry no position; expat finds where the XML itself breaks (if it does)."""
+    parser = xml.parsers.expat.ParserCreate()
+    try:
+        with open_kg_bytes(path) as handle:
+            parser.ParseFile(handle)
+    except xml.parsers.expat.ExpatError as exc:
+        return exc.lineno, exc.offset + 1
+    except (OSError, EOFError, zlib.error, lzma.LZMAError):
+        pass
+    return None, None
 
 
 def _syntax_error(exc: SyntaxError, path: Path, fmt: KgFormat) -> KsUserError:
@@ -301,9 +408,12 @@ def _read_json(acc: GraphAccumulator, path: Path) -> None:
     for i, record in enumerate(nodes):
         _add_node_record(acc, record, f"{path}: nodes[{i}]", source)
     links_key = "links" if "links" in document else "edges"
+    triples_key = "triples" if "triples" in document else "facts"
+    for key in (links_key, triples_key):
+        if not isinstance(document.get(key, []), list):
+            raise KsUserError(f"{key!r} must be a list", path=str(path))
     for i, record in enumerate(document.get(links_key, [])):
         _add_link_record(acc, record, f"{path}: {links_key}[{i}]", source)
-    triples_key = "triples" if "triples" in document else "facts"
     for i, record in enumerate(document.get(triples_key, [])):
         _add_triple_record(acc, record, f"{path}: {triples_key}[{i}]", source)
 
@@ -315,7 +425,7 @@ def _read_jsonl(acc: GraphAccumulator, path: Path) -> None:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
                 raise KsUserError(f"invalid JSON: {exc.msg}", path=str(path), line=line_no,
                                   column=exc.colno) from None
@@ -324,7 +434,7 @@ def _read_jsonl(acc: GraphAccumulator, path: Path) -> None:
 
 def _node_id(value: Any, where: str, field: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise KsUserError(f"field {field!r} must be a string or an integer id, got {type(value).__name__}")
+        raise KsUserError(f"{where}: field {field!r} must be a string or an integer id, got {type(value).__name__}")
     text = str(value).strip()
     if not text:
         raise KsUserError(f"{where}: field {field!r} is empty")
@@ -341,10 +451,7 @@ def _require(record: Any, where: str, *fields: str) -> None:
 
 def _add_node_record(acc: GraphAccumulator, record: Any, where: str, source: int) -> None:
     _require(record, where, "id")
-    try:
-        node = _node_id(record["id"], where, "id")
-    except KsUserError as exc:
-        raise KsUserError(f"{where}: {exc.message}") from None
+    node = _node_id(record["id"], where, "id")
     level = record.get("level")
     if level is not None and level not in LEVELS:
         raise KsUserError(f"{where}: field 'level' is {level!r}; expected one of {', '.join(LEVELS)}")
@@ -370,11 +477,8 @@ def _add_link_record(acc: GraphAccumulator, record: Any, where: str, source: int
     _require(record, where, "source", "target")
     relation = next((record[k] for k in _RELATION_KEYS if isinstance(record.get(k), str) and record[k].strip()),
                     RELATED_TO)
-    try:
-        subject = _node_id(record["source"], where, "source")
-        obj = _node_id(record["target"], where, "target")
-    except KsUserError as exc:
-        raise KsUserError(f"{where}: {exc.message}") from None
+    subject = _node_id(record["source"], where, "source")
+    obj = _node_id(record["target"], where, "target")
     acc.statements_read += 1
     acc.add_fact(subject, relation.strip(), obj, source)
 
@@ -385,10 +489,7 @@ def _add_triple_record(acc: GraphAccumulator, record: Any, where: str, source: i
     if not isinstance(relation, str) or not relation.strip():
         raise KsUserError(f"{where}: missing field 'relation' (or 'predicate')")
     relation = relation.strip()
-    try:
-        subject = _node_id(record["subject"], where, "subject")
-    except KsUserError as exc:
-        raise KsUserError(f"{where}: {exc.message}") from None
+    subject = _node_id(record["subject"], where, "subject")
     acc.statements_read += 1
     obj = record["object"]
     is_literal = record.get("object_type") == "literal" or not isinstance(obj, str)

@@ -32,8 +32,10 @@ SCHEMA_HTTP = "http://schema.org/"
 VANN = "http://purl.org/vocab/vann/"
 OBO_IN_OWL = "http://www.geneontology.org/formats/oboInOwl#"
 PROV = "http://www.w3.org/ns/prov#"
+BRICK = "https://brickschema.org/schema/Brick#"
 
 RDF_TYPE = RDF + "type"
+RDF_PROPERTY = RDF + "Property"
 RDFS_SUBCLASS_OF = RDFS + "subClassOf"
 RDFS_LABEL = RDFS + "label"
 SKOS_BROADER = SKOS + "broader"
@@ -56,6 +58,7 @@ class Role(IntEnum):
     DOMAIN = 8
     RANGE = 9
     MACHINERY = 10
+    SUBPROPERTY_OF = 11  # marks both ends as properties
 
 
 # Label predicates, best first: a node's name comes from the best-ranked predicate in the best language.
@@ -97,6 +100,11 @@ ANNOTATION_PREDICATES: frozenset[str] = frozenset({
     # schema.org's own vocabulary metadata (where a term was proposed, what replaced it)
     SCHEMA_HTTPS + "source", SCHEMA_HTTP + "source", SCHEMA_HTTPS + "contributor", SCHEMA_HTTP + "contributor",
     SCHEMA_HTTPS + "supersededBy", SCHEMA_HTTP + "supersededBy",
+    # Brick's deprecation metadata, the same kind of statement as schema:supersededBy and owl:deprecated: Brick 1.5
+    # declares them as datatype/object properties, so without this every deprecated term yielded three junk facts
+    # ("… deprecation mitigation message 'Brick location classes are being phased out …'"), 737 in Brick.ttl.
+    BRICK + "deprecatedInVersion", BRICK + "deprecationMitigationMessage", BRICK + "deprecationMitigationRule",
+    BRICK + "isReplacedBy",
     FOAF + "page", FOAF + "homepage", FOAF + "depiction", FOAF + "isPrimaryTopicOf",
     OBO_IN_OWL + "hasDbXref", OBO_IN_OWL + "id", OBO_IN_OWL + "inSubset", OBO_IN_OWL + "hasOBONamespace",
     OBO_IN_OWL + "creation_date", OBO_IN_OWL + "created_by",
@@ -110,6 +118,7 @@ SCHEMA_ROLES: dict[str, Role] = {
     SKOS_NARROWER: Role.NARROWER,
     RDF_TYPE: Role.TYPE,
     OWL + "inverseOf": Role.INVERSE_OF,
+    RDFS + "subPropertyOf": Role.SUBPROPERTY_OF,
     RDFS + "domain": Role.DOMAIN,
     RDFS + "range": Role.RANGE,
     SCHEMA_HTTPS + "domainIncludes": Role.DOMAIN,
