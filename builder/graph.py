@@ -85,6 +85,26 @@ class KnowledgeGraph:
     counts: dict[str, object] = field(default_factory=dict)
 
 
+@dataclass
+class GraphSlice:
+    """A parallel reader's accumulation, in a shape that pickles fast (see GraphAccumulator.detach)."""
+
+    keys: list[str]
+    facts: tuple[np.ndarray, ...]
+    fact_predicate_keys: list[str]
+    hierarchy: list[tuple[str, str, str, Role, int]]
+    labels: dict[str, list[tuple[int, str, str]]]
+    aliases: dict[str, list[tuple[str, str]]]
+    property_kinds: dict[str, set[str]]
+    property_classes: set[str]
+    inverse_pairs: set[tuple[str, str]]
+    rel_domains: dict[str, set[str]]
+    rel_ranges: dict[str, set[str]]
+    documents: set[str]
+    sources: list[str]
+    statements_read: int
+
+
 class TermIds(dict[str, int]):
     """Dense integer ids for terms, assigned in first-seen order: `ids[key]` interns a new key on first sight.
 
@@ -125,7 +145,6 @@ class GraphAccumulator:
         self.hierarchy: list[tuple[str, str, str, Role, int]] = []
         self.labels: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
         self.aliases: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        self.types: dict[str, set[str]] = defaultdict(set)
         self.property_kinds: dict[str, set[str]] = defaultdict(set)
         self.inverse_pairs: set[tuple[str, str]] = set()
         self.rel_domains: dict[str, set[str]] = defaultdict(set)
@@ -187,7 +206,6 @@ class GraphAccumulator:
             elif obj in DOCUMENT_CLASSES:
                 self.documents.add(subject)
             elif not is_machinery_class(obj):
-                self.types[subject].add(obj)
                 self.hierarchy.append((subject, predicate, obj, role, source))
         elif role in (Role.SUBCLASS_OF, Role.BROADER, Role.NARROWER):
             if not is_machinery_class(obj):
@@ -213,28 +231,39 @@ class GraphAccumulator:
         if level is not None:
             self.explicit_levels[node_id] = level
 
-    def merge(self, part: GraphAccumulator) -> None:
-        """Fold in what a parallel reader accumulated from one slice of a file (its ids are local to it)."""
+    def detach(self) -> GraphSlice:
+        """What a parallel reader sends back: term keys once, facts as arrays, the (smaller) schema statements."""
+        return GraphSlice(
+            keys=self.term_ids.keys_in_order,
+            facts=tuple(np.array(c, dtype=np.int32) for c in (self.f_subject, self.f_predicate, self.f_object,
+                                                               self.f_source)),
+            fact_predicate_keys=[key for key, (role, _pid) in self.predicates.items() if role is None],
+            hierarchy=self.hierarchy, labels=dict(self.labels), aliases=dict(self.aliases),
+            property_kinds=dict(self.property_kinds), property_classes=self.property_classes,
+            inverse_pairs=self.inverse_pairs, rel_domains=dict(self.rel_domains), rel_ranges=dict(self.rel_ranges),
+            documents=self.documents, sources=self.sources, statements_read=self.statements_read)
+
+    def merge(self, part: GraphSlice) -> None:
+        """Fold in what a parallel reader accumulated from one slice of a file (its term ids are local to it)."""
         ids = self.term_ids
-        remap = np.array([ids[key] for key in part.term_ids.keys_in_order], dtype=np.int64)
-        source_remap = np.array([self.add_source(name) if name not in self.sources else self.sources.index(name)
-                                 for name in part.sources], dtype=np.int64)
-        for role, pid in part.predicates.values():
-            key = part.term_ids.keys_in_order[pid]
-            if key not in self.predicates:
-                self.predicates[key] = (role, ids[key])
-        columns = [np.array(c, dtype=np.int64) for c in (part.f_subject, part.f_predicate, part.f_object)]
-        self.fact_blocks.append((remap[columns[0]], remap[columns[1]], remap[columns[2]],
-                                 source_remap[np.array(part.f_source, dtype=np.int64)]))
-        self.hierarchy.extend((s, p, o, role, int(source_remap[src])) for s, p, o, role, src in part.hierarchy)
+        remap = np.array([ids[key] for key in part.keys], dtype=np.int64)
+        source_remap = [self.sources.index(name) if name in self.sources else self.add_source(name)
+                        for name in part.sources]
+        for key in part.fact_predicate_keys:
+            self.predicate(key)
+        subject, predicate, obj, source = part.facts
+        self.fact_blocks.append((remap[subject], remap[predicate], remap[obj],
+                                 np.array(source_remap, dtype=np.int64)[source]))
+        self.hierarchy.extend((s, p, o, role, source_remap[src]) for s, p, o, role, src in part.hierarchy)
         for node, values in part.labels.items():
             self.labels[node].extend(values)
         for node, aliases in part.aliases.items():
             self.aliases[node].extend(aliases)
-        for table_self, table_part in ((self.types, part.types), (self.property_kinds, part.property_kinds),
+        for table_self, table_part in ((self.property_kinds, part.property_kinds),
                                        (self.rel_domains, part.rel_domains), (self.rel_ranges, part.rel_ranges)):
             for key, values in table_part.items():
                 table_self[key].update(values)
+        self.property_classes |= part.property_classes
         self.inverse_pairs |= part.inverse_pairs
         self.documents |= part.documents
         self.statements_read += part.statements_read
@@ -242,7 +271,8 @@ class GraphAccumulator:
     # -- finishing -------------------------------------------------------------------------------------------------
 
     def finish(self, domain: str) -> KnowledgeGraph:
-        """Apply the fact rule, merge duplicates, tag the hierarchy and build the output tables."""
+        """Apply the fact rule, merge duplicates, tag the hierarchy and build the output tables (once: the
+        accumulated fact lists are released as soon as they are arrays)."""
         warnings: list[str] = []
         ids = self.term_ids
         annotation_properties = {p for p, kinds in self.property_kinds.items() if ANNOTATION_PROPERTY in kinds}
@@ -253,7 +283,11 @@ class GraphAccumulator:
         keys = ids.keys_in_order
         property_classes = self._property_class_closure()
         properties = set(self.property_kinds) | {keys[pid] for pid in fact_predicates} | property_classes
-        properties |= {node for node, classes in self.types.items() if not classes.isdisjoint(property_classes)}
+        types: dict[str, set[str]] = defaultdict(set)  # rdf:type statements are hierarchy rows; read them back
+        for s, _p, o, role, _src in self.hierarchy:
+            if role is Role.TYPE:
+                types[s].add(o)
+        properties |= {node for node, classes in types.items() if not classes.isdisjoint(property_classes)}
         not_entities = (properties - self.explicit_nodes) | self.documents
 
         # Hierarchy statements join the candidate facts as ids (this may mint ids, so it comes first).
@@ -279,6 +313,8 @@ class GraphAccumulator:
         blocks = [tuple(np.array(column, dtype=np.int64) for column in
                         (self.f_subject, self.f_predicate, self.f_object, self.f_source)), *self.fact_blocks]
         subject, predicate, obj, source = (np.concatenate([block[i] for block in blocks]) for i in range(4))
+        del blocks
+        self.f_subject, self.f_predicate, self.f_object, self.f_source, self.fact_blocks = [], [], [], [], []
         keep = ~blocked_subject[subject] & ~blocked_predicate[predicate]
         subject = np.concatenate([subject[keep], np.array(h_subject, dtype=np.int64)])
         predicate = np.concatenate([predicate[keep], np.array(h_predicate, dtype=np.int64)])
@@ -286,8 +322,9 @@ class GraphAccumulator:
         source = np.concatenate([source[keep], np.array([r[4] for r in hierarchy_facts], dtype=np.int64)])
 
         is_literal = np.fromiter((k.startswith("\x00") for k in keys), dtype=bool, count=n_terms)
+        # Arrow sorts UTF-8 bytes, which is code-point order: the same order as Python's sorted().
         rank = np.empty(n_terms, dtype=np.int64)
-        rank[sorted(range(n_terms), key=keys.__getitem__)] = np.arange(n_terms)
+        rank[pc.sort_indices(pa.array(keys, pa.string())).to_numpy()] = np.arange(n_terms)
         # Sort by (subject, relation, object) as strings; a duplicate fact keeps its first source.
         order = np.lexsort((source, rank[obj], rank[predicate], rank[subject]))
         subject, predicate, obj, source = subject[order], predicate[order], obj[order], source[order]
@@ -301,8 +338,12 @@ class GraphAccumulator:
         is_node[obj[~is_literal[obj]]] = True
         for node in self.explicit_nodes:
             is_node[ids[node]] = True
-        ordered = sorted(keys[i] for i in np.flatnonzero(is_node))
-        index = {node: i for i, node in enumerate(ordered)}
+        node_terms = np.flatnonzero(is_node)
+        node_terms = node_terms[np.argsort(rank[node_terms], kind="stable")]
+        ordered = [keys[i] for i in node_terms.tolist()]
+        index = dict(zip(ordered, range(len(ordered)), strict=True))
+        node_of_term = np.full(n_terms, -1, dtype=np.int64)
+        node_of_term[node_terms] = np.arange(len(node_terms))
 
         edges: set[tuple[int, int]] = set()
         for s, _p, o, role, _src in hierarchy_rows:
@@ -333,13 +374,13 @@ class GraphAccumulator:
                 if level == "root" and depth[i] is None:  # a declared root outside any hierarchy edge
                     depth[i], branch[i] = 0, i
         branches = [ordered[b] if b is not None else None for b in branch]
-        nodes, no_label = self._nodes_table(ordered, levels, depth, tags.parents, branches, domain)
+        nodes, no_label = self._nodes_table(ordered, levels, depth, tags.parents, branches, types, domain)
         if ordered and no_label == len(ordered):
             warnings.append("no node has a label (rdfs:label, skos:prefLabel, schema:name, …); names are derived "
                             "from the IRIs")
 
         inverse = self._inverse_relations({keys[p] for p in np.unique(predicate).tolist()})
-        triples = self._triples_table(subject, predicate, obj, source, is_literal, index, levels, branches,
+        triples = self._triples_table(subject, predicate, obj, source, is_literal, node_of_term, levels, branches,
                                       inverse, domain)
         relations = self._relations_table(triples, inverse, domain)
         level_counts = Counter(levels)
@@ -374,20 +415,26 @@ class GraphAccumulator:
         return found
 
     def _nodes_table(self, ordered: list[str], levels: list[str], depth: list[int | None],
-                     parents: list[list[int]], branches: list[str | None], domain: str) -> tuple[pa.Table, int]:
+                     parents: list[list[int]], branches: list[str | None], types: dict[str, set[str]],
+                     domain: str) -> tuple[pa.Table, int]:
         labels_out, aliases_out = [], []
         no_label = 0
+        preference = self.language_preference
+        all_labels, all_aliases = self.labels, self.aliases
         for node in ordered:
-            candidates = self.labels.get(node, ())
-            chosen = choose_label(candidates, self.language_preference) if candidates else None
+            candidates = all_labels.get(node, ())
+            chosen = choose_label(candidates, preference) if candidates else None
             if chosen is None:
                 no_label += 1
                 label, lang = name_from_iri(node), ""
             else:
                 label, lang = chosen
             labels_out.append(label)
-            aliases_out.append(collect_aliases(label, lang, candidates, self.aliases.get(node, ()),
-                                               self.language_preference))
+            node_aliases = all_aliases.get(node, ())
+            if len(candidates) <= 1 and not node_aliases:
+                aliases_out.append([])
+            else:
+                aliases_out.append(collect_aliases(label, lang, candidates, node_aliases, preference))
         nodes = pa.table({
             "node_id": pa.array(ordered, pa.string()),
             "label": pa.array(labels_out, pa.string()),
@@ -396,7 +443,9 @@ class GraphAccumulator:
             "depth": pa.array(depth, pa.int32()),
             "parent_ids": pa.array([[ordered[p] for p in ps] for ps in parents], pa.list_(pa.string())),
             "branch_id": pa.array(branches, pa.string()),
-            "types": pa.array([sorted(self.types.get(node, ())) for node in ordered], pa.list_(pa.string())),
+            "types": pa.array([(sorted(types[node]) if len(types[node]) > 1 else list(types[node]))
+                               if node in types else [] for node in ordered],
+                              pa.list_(pa.string())),
             "domain": _constant(domain, len(ordered)),
         }, schema=NODES_SCHEMA)
         return nodes, no_label
@@ -414,39 +463,27 @@ class GraphAccumulator:
         return inverse
 
     def _triples_table(self, subject: np.ndarray, predicate: np.ndarray, obj: np.ndarray, source: np.ndarray,
-                       is_literal: np.ndarray, index: dict[str, int], levels: list[str],
+                       is_literal: np.ndarray, node_of_term: np.ndarray, levels: list[str],
                        branches: list[str | None], inverse: dict[str, str], domain: str) -> pa.Table:
         """Per-term columns built once, then gathered per fact with `take`: no Python work per fact."""
         keys = self.term_ids.keys_in_order
-        values: list[str] = []
-        datatypes: list[str | None] = []
-        langs: list[str | None] = []
-        digest_keys: list[str] = []
-        term_level: list[str | None] = []
-        term_branch: list[str | None] = []
-        for key in keys:
-            if key.startswith("\x00"):
-                value, datatype, lang = key[1:].split("\x1f")
-                values.append(value)
-                datatypes.append(datatype)
-                langs.append(lang or None)
-                digest_keys.append("L" + key[1:])
-                term_level.append(None)
-                term_branch.append(None)
-            else:
-                values.append(key)
-                datatypes.append(None)
-                langs.append(None)
-                digest_keys.append("N" + key)
-                i = index.get(key)
-                term_level.append(levels[i] if i is not None else None)
-                term_branch.append(branches[i] if i is not None else None)
+        values = list(keys)
+        datatypes: list[str | None] = [None] * len(keys)
+        langs: list[str | None] = [None] * len(keys)
+        digest_keys = ["N" + key for key in keys]
+        for t in np.flatnonzero(is_literal).tolist():
+            value, datatype, lang = keys[t][1:].split("\x1f")
+            values[t], datatypes[t], langs[t] = value, datatype, lang or None
+            digest_keys[t] = "L" + keys[t][1:]
         lo, hi = term_digests(digest_keys)
         triple_lo, triple_hi = mix_triple((lo[subject], hi[subject]), (lo[predicate], hi[predicate]),
                                           (lo[obj], hi[obj]))
         s_idx, p_idx, o_idx = pa.array(subject), pa.array(predicate), pa.array(obj)
         value_arr = pa.array(values, pa.string())
-        level_arr = pa.array(term_level, pa.string())
+        level_arr = pa.array(levels, pa.string())
+        subject_node = pa.array(node_of_term[subject])
+        object_node = node_of_term[obj]
+        object_node_idx = pa.array(object_node, mask=object_node < 0)
         return pa.table({
             "triple_id": hex_ids(triple_lo, triple_hi),
             "subject_id": value_arr.take(s_idx),
@@ -455,9 +492,9 @@ class GraphAccumulator:
             "object_is_literal": pa.array(is_literal[obj]),
             "object_datatype": pa.array(datatypes, pa.string()).take(o_idx),
             "object_lang": pa.array(langs, pa.string()).take(o_idx),
-            "subject_level": level_arr.take(s_idx),
-            "object_level": level_arr.take(o_idx),
-            "branch_id": pa.array(term_branch, pa.string()).take(s_idx),
+            "subject_level": level_arr.take(subject_node),
+            "object_level": level_arr.take(object_node_idx),
+            "branch_id": pa.array(branches, pa.string()).take(subject_node),
             "inverse_relation_id": pa.array([inverse.get(k) for k in keys], pa.string()).take(p_idx),
             "domain": _constant(domain, len(subject)),
             "source": pa.array(self.sources, pa.string()).take(pa.array(source)),

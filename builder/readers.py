@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from .errors import KsUserError
 from .formats import KgFormat, describe, open_kg_bytes
-from .graph import GraphAccumulator
+from .graph import GraphAccumulator, GraphSlice
 from .hierarchy import LEVELS
 from .vocab import (
     DOCUMENT_CLASSES,
@@ -153,7 +153,7 @@ def _slices(path: Path, parts: int) -> list[tuple[int, int]]:
 
 
 def _parse_slice(path: Path, fmt: KgFormat, base_iri: str, start: int, end: int,
-                 languages: list[str]) -> GraphAccumulator | tuple[str, int | None, int | None]:
+                 languages: list[str]) -> GraphSlice | tuple[str, int | None, int | None]:
     """Worker: parse bytes [start, end) into a fresh accumulator; a syntax error comes back as (message, line in
     the slice, column) so the parent can report the line in the whole file."""
     with open(path, "rb") as handle:
@@ -167,7 +167,7 @@ def _parse_slice(path: Path, fmt: KgFormat, base_iri: str, start: int, end: int,
     except SyntaxError as exc:
         error = _syntax_error(exc, path, fmt)
         return error.message, error.line, error.column
-    return part
+    return part.detach()
 
 
 def _read_line_based_in_parallel(acc: GraphAccumulator, path: Path, fmt: KgFormat, base_iri: str,
@@ -239,9 +239,10 @@ def _consume_quads(acc: GraphAccumulator, quads: Iterator[ox.Quad], source: int,
     predicates = acc.predicates
     predicate_entry = acc.predicate
     ids = acc.term_ids
+    get = ids.get
     f_subject, f_predicate, f_object, f_source = acc.f_subject, acc.f_predicate, acc.f_object, acc.f_source
     schema_statement = acc.add_schema_statement
-    labels, types, hierarchy = acc.labels, acc.types, acc.hierarchy
+    labels, hierarchy = acc.labels, acc.hierarchy
     label_role, type_role = Role.LABEL, Role.TYPE
     domain_classes: set[str] = set()  # rdf:type objects already known to be domain classes
     graph_sources: dict[str, int] = {}
@@ -270,12 +271,17 @@ def _consume_quads(acc: GraphAccumulator, quads: Iterator[ox.Quad], source: int,
         if role is None:
             obj_type = type(obj)
             if obj_type is named_node:
-                f_object.append(ids[obj.value])
+                key = obj.value
             elif obj_type is literal_type:
-                f_object.append(ids["\x00" + obj.value + "\x1f" + obj.datatype.value + "\x1f" + (obj.language or "")])
+                key = "\x00" + obj.value + "\x1f" + obj.datatype.value + "\x1f" + (obj.language or "")
             else:
                 continue  # a blank-node object: structure, not a fact
-            f_subject.append(ids[subject.value])
+            # `get` first: a plain dict method is faster than subscripting the dict subclass on every hit
+            term = get(key)
+            f_object.append(ids[key] if term is None else term)
+            key = subject.value
+            term = get(key)
+            f_subject.append(ids[key] if term is None else term)
             f_predicate.append(pid)
             f_source.append(src)
             continue
@@ -289,9 +295,7 @@ def _consume_quads(acc: GraphAccumulator, quads: Iterator[ox.Quad], source: int,
         if role is type_role and obj_type is named_node:
             o = obj.value
             if o in domain_classes:
-                s = subject.value
-                types[s].add(o)
-                hierarchy.append((s, p, o, type_role, src))
+                hierarchy.append((subject.value, p, o, type_role, src))
                 continue
             schema_statement(role, subject.value, p, o, None, src)
             if o not in PROPERTY_CLASSES and o not in DOCUMENT_CLASSES and not is_machinery_class(o):
