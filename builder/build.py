@@ -49,9 +49,27 @@ class InputFile:
     statements: int = 0
 
 
+# Shipped KGs by domain name: `kg/<file stem>.ttl` plus its per-source files `kg/<file stem>.<source>.ttl`.
+SHIPPED_DOMAINS: dict[str, str] = {"bio": "biology", "econ": "economics", "hist": "history", "phys": "physics",
+                                   "sample": "sample"}
+
+
+def shipped_kg_paths(domain: str) -> list[Path]:
+    """The files of a shipped domain KG (`bio`, `econ`, `hist`, `phys`, `sample`; full names work too)."""
+    by_name = {**SHIPPED_DOMAINS, **{stem: stem for stem in SHIPPED_DOMAINS.values()}}
+    stem = by_name.get(domain)
+    folder = Path(str(resources.files("knowledgesmith.kg")))
+    main = folder / f"{stem}.ttl"
+    if stem is None or not main.is_file():
+        available = sorted(name for name, s in SHIPPED_DOMAINS.items() if (folder / f"{s}.ttl").is_file())
+        raise KsUserError(f"no shipped KG for domain {domain!r}; shipped: {', '.join(available)} "
+                          "(or pass your own with --kg FILE)")
+    return [main, *sorted(folder.glob(f"{stem}.*.ttl"))]
+
+
 def default_kg_path() -> Path:
-    """The small KG shipped with the package, used when no --kg is given."""
-    return Path(str(resources.files("knowledgesmith.kg").joinpath("sample.ttl")))
+    """The small KG shipped with the package, used when neither --kg nor a shipped --domain is given."""
+    return shipped_kg_paths("sample")[0]
 
 
 def ingest(paths: Sequence[Path], *, fmt: KgFormat | None = None, languages: Sequence[str] = ("en",),

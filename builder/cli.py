@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .build import BuildConfig, default_kg_path, run_build
+from .build import SHIPPED_DOMAINS, BuildConfig, default_kg_path, run_build, shipped_kg_paths
 from .errors import KsUserError
 from .formats import FORMAT_ALIASES, parse_format_name
 
@@ -33,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="preferred label languages, best first, comma-separated (default: en); other "
                              "languages are the fallback")
     parser.add_argument("--domain", metavar="NAME",
-                        help="domain name written into every row (default: the first KG file's name)")
+                        help="domain name written into every row (default: the first KG file's name); without "
+                             "--kg, builds the shipped KG of that domain: " + ", ".join(SHIPPED_DOMAINS))
     parser.add_argument("--jsonld-context", action="append", default=[], metavar="URL=FILE",
                         help="a local copy of a remote JSON-LD @context (remote contexts are never fetched)")
     parser.add_argument("--seed", type=int, default=0, help="seed for every random choice of the build (default 0)")
@@ -58,9 +59,14 @@ def _contexts(pairs: Sequence[str]) -> dict[str, Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        kg_paths = args.kg or [default_kg_path()]
-        if not args.kg and not args.quiet:
-            print(f"no --kg given: building the sample KG {kg_paths[0]}", file=sys.stderr)
+        if args.kg:
+            kg_paths = args.kg
+        elif args.domain:
+            kg_paths = shipped_kg_paths(args.domain)
+        else:
+            kg_paths = [default_kg_path()]
+            if not args.quiet:
+                print(f"no --kg or --domain given: building the sample KG {kg_paths[0]}", file=sys.stderr)
         config = BuildConfig(
             kg_paths=kg_paths,
             out=args.out,
