@@ -22,8 +22,12 @@ from .vocab import (
     DOCUMENT_CLASSES,
     KNOWN_INVERSES,
     LABEL_RANK,
+    OWL_INTERSECTION_OF,
     PROPERTY_CLASSES,
+    RDF_FIRST,
     RDF_PROPERTY,
+    RDF_REST,
+    RDFS_SUBCLASS_OF,
     RELATION_LABELS,
     SYMMETRIC_PROPERTY,
     Role,
@@ -103,6 +107,7 @@ class GraphSlice:
     documents: set[str]
     sources: list[str]
     statements_read: int
+    class_expressions: list[tuple[str, str, str]]
 
 
 class TermIds(dict[str, int]):
@@ -152,6 +157,8 @@ class GraphAccumulator:
         self.explicit_levels: dict[str, str] = {}
         self.explicit_nodes: set[str] = set()
         self.documents: set[str] = set()
+        # (subject, predicate, object) of owl:equivalentClass to a blank node and of the intersection lists below it.
+        self.class_expressions: list[tuple[str, str, str]] = []
         # Classes declared subclasses of rdf:Property (or of another property class): their instances are relations.
         self.property_classes: set[str] = set()
         self.statements_read = 0
@@ -241,7 +248,8 @@ class GraphAccumulator:
             hierarchy=self.hierarchy, labels=dict(self.labels), aliases=dict(self.aliases),
             property_kinds=dict(self.property_kinds), property_classes=self.property_classes,
             inverse_pairs=self.inverse_pairs, rel_domains=dict(self.rel_domains), rel_ranges=dict(self.rel_ranges),
-            documents=self.documents, sources=self.sources, statements_read=self.statements_read)
+            documents=self.documents, sources=self.sources, statements_read=self.statements_read,
+            class_expressions=self.class_expressions)
 
     def merge(self, part: GraphSlice) -> None:
         """Fold in what a parallel reader accumulated from one slice of a file (its term ids are local to it)."""
@@ -267,13 +275,55 @@ class GraphAccumulator:
         self.inverse_pairs |= part.inverse_pairs
         self.documents |= part.documents
         self.statements_read += part.statements_read
+        self.class_expressions.extend(part.class_expressions)
 
     # -- finishing -------------------------------------------------------------------------------------------------
+
+    def _told_superclasses(self) -> None:
+        """`C owl:equivalentClass [ owl:intersectionOf (B R …) ]` entails C ⊑ B for every named conjunct B (what
+        Protégé shows as C's asserted parents); they join the hierarchy as rdfs:subClassOf statements."""
+        if not self.class_expressions:
+            return
+        equivalents: list[tuple[str, str]] = []
+        intersection: dict[str, str] = {}
+        first: dict[str, str] = {}
+        rest: dict[str, str] = {}
+        for s, p, o in self.class_expressions:
+            if p == OWL_INTERSECTION_OF:
+                intersection[s] = o
+            elif p == RDF_FIRST:
+                first[s] = o
+            elif p == RDF_REST:
+                rest[s] = o
+            else:
+                equivalents.append((s, o))
+        told: set[tuple[str, str, str]] = set()
+        for cls, expression in equivalents:
+            cell = intersection.get(expression)
+            seen = set()
+            while cell is not None and cell not in seen:  # a malformed, cyclic list must not loop
+                seen.add(cell)
+                member = first.get(cell)
+                if member is not None and not member.startswith("_:") and member != cls \
+                        and not is_machinery_class(member):
+                    # the blank node's key names its file: `_:<file>/<label>`
+                    told.add((cls, member, expression[2:].split("/", 1)[0]))
+                cell = rest.get(cell)
+        stated = {(s, o) for s, p, o, role, _src in self.hierarchy if role is Role.SUBCLASS_OF}
+        sources: dict[str, int] = {}
+        for cls, member, file in sorted(told):
+            if (cls, member) not in stated:
+                if file not in sources:
+                    sources[file] = self.add_source(f"{file} (owl:equivalentClass)")
+                self.hierarchy.append((cls, RDFS_SUBCLASS_OF, member, Role.SUBCLASS_OF, sources[file]))
+                stated.add((cls, member))
+        self.class_expressions = []
 
     def finish(self, domain: str) -> KnowledgeGraph:
         """Apply the fact rule, merge duplicates, tag the hierarchy and build the output tables (once: the
         accumulated fact lists are released as soon as they are arrays)."""
         warnings: list[str] = []
+        self._told_superclasses()
         ids = self.term_ids
         annotation_properties = {p for p, kinds in self.property_kinds.items() if ANNOTATION_PROPERTY in kinds}
         fact_predicates = {pid for role, pid in self.predicates.values() if role is None}

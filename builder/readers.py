@@ -26,6 +26,7 @@ from .formats import KgFormat, describe, open_kg_bytes
 from .graph import GraphAccumulator, GraphSlice
 from .hierarchy import LEVELS
 from .vocab import (
+    CLASS_EXPRESSION_PREDICATES,
     DOCUMENT_CLASSES,
     PROPERTY_CLASSES,
     RDF_TYPE,
@@ -236,6 +237,10 @@ def _consume_quads(acc: GraphAccumulator, quads: Iterator[ox.Quad], source: int,
     named_node = ox.NamedNode
     literal_type = ox.Literal
     default_graph = ox.DefaultGraph
+    blank_node = ox.BlankNode
+    bnode_prefix = f"_:{path.name}/"  # blank-node labels are scoped to their document
+    class_expression_predicates = CLASS_EXPRESSION_PREDICATES
+    equivalent_role = Role.EQUIVALENT_CLASS
     predicates = acc.predicates
     predicate_entry = acc.predicate
     ids = acc.term_ids
@@ -251,7 +256,17 @@ def _consume_quads(acc: GraphAccumulator, quads: Iterator[ox.Quad], source: int,
         count += 1
         subject = quad.subject
         if type(subject) is not named_node:
-            continue  # blank-node subjects are OWL restrictions, lists and other machinery
+            # Blank-node subjects are OWL restrictions, lists and other machinery; only the pieces of an
+            # intersection class expression are kept, to find told superclasses.
+            if type(subject) is blank_node:
+                p = quad.predicate.value
+                if p in class_expression_predicates:
+                    obj = quad.object
+                    if type(obj) is named_node:
+                        acc.class_expressions.append((bnode_prefix + subject.value, p, obj.value))
+                    elif type(obj) is blank_node:
+                        acc.class_expressions.append((bnode_prefix + subject.value, p, bnode_prefix + obj.value))
+            continue
         src = source
         if track_graphs or asserted_only:
             graph = quad.graph_name
@@ -288,6 +303,10 @@ def _consume_quads(acc: GraphAccumulator, quads: Iterator[ox.Quad], source: int,
         if role is Role.MACHINERY:
             continue
         obj_type = type(obj)
+        if role is equivalent_role:
+            if obj_type is blank_node:
+                acc.class_expressions.append((subject.value, p, bnode_prefix + obj.value))
+            continue
         if role is label_role:  # the commonest schema statements are handled inline
             if obj_type is literal_type:
                 labels[subject.value].append((label_rank[p], obj.language or "", obj.value))

@@ -59,6 +59,7 @@ class Role(IntEnum):
     RANGE = 9
     MACHINERY = 10
     SUBPROPERTY_OF = 11  # marks both ends as properties
+    EQUIVALENT_CLASS = 12  # C ≡ (B ⊓ …): the named conjuncts are told superclasses of C
 
 
 # Label predicates, best first: a node's name comes from the best-ranked predicate in the best language.
@@ -119,6 +120,7 @@ SCHEMA_ROLES: dict[str, Role] = {
     RDF_TYPE: Role.TYPE,
     OWL + "inverseOf": Role.INVERSE_OF,
     RDFS + "subPropertyOf": Role.SUBPROPERTY_OF,
+    OWL + "equivalentClass": Role.EQUIVALENT_CLASS,
     RDFS + "domain": Role.DOMAIN,
     RDFS + "range": Role.RANGE,
     SCHEMA_HTTPS + "domainIncludes": Role.DOMAIN,
@@ -153,6 +155,12 @@ MACHINERY_CLASSES: frozenset[str] = frozenset({
 KNOWN_INVERSES: dict[str, str] = {SKOS_BROADER: SKOS_NARROWER, SKOS_NARROWER: SKOS_BROADER,
                                   SKOS + "related": SKOS + "related"}
 
+
+# Blank-node structure kept (only) to read class definitions `C owl:equivalentClass [ owl:intersectionOf (B …) ]`.
+OWL_INTERSECTION_OF = OWL + "intersectionOf"
+RDF_FIRST = RDF + "first"
+RDF_REST = RDF + "rest"
+CLASS_EXPRESSION_PREDICATES = frozenset({OWL_INTERSECTION_OF, RDF_FIRST, RDF_REST})
 
 # Readable names for the vocabulary's own relations when they are facts.
 RELATION_LABELS: dict[str, str] = {
