@@ -1,6 +1,8 @@
-"""The build: KG files in, `nodes.parquet`, `triples.parquet`, `relations.parquet` and `manifest.json` out.
+"""The build: KG files in; `nodes`, `triples`, `relations`, `requests` Parquet files, MCQ shards under `mcq/` and
+`manifest.json` out.
 
-Everything is written into a temporary folder and renamed to `--out` at the end, so a failed build leaves nothing.
+Everything is written into a temporary folder and renamed to `--out` at the end, so a failed build leaves nothing;
+the verifier re-proves the rows in that folder before the rename and its result goes into the manifest.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from .atomic import atomic_directory, atomic_write_bytes
+from .benchmark import build_benchmark
 from .errors import KsUserError
 from .formats import KgFormat, describe, detect_format, read_head
 from .graph import GraphAccumulator, KnowledgeGraph
 from .readers import read_kg_file
+from .verify import verify_folder
 
 PARQUET_OPTIONS = {"compression": "zstd", "row_group_size": 50_000, "use_dictionary": True,
                    "write_statistics": True}
@@ -38,6 +42,9 @@ class BuildConfig:
     jsonld_contexts: dict[str, Path] = field(default_factory=dict)
     seed: int = 0
     progress: bool = True
+    mcq: bool = True  # go on from the KG tables to requests and MCQ rows
+    templates: Path | None = None
+    max_k: int = 10_000
 
 
 @dataclass
@@ -105,11 +112,23 @@ def run_build(config: BuildConfig) -> dict[str, object]:
     kg, inputs = ingest(config.kg_paths, fmt=config.format, languages=config.languages, domain=domain,
                         jsonld_contexts=config.jsonld_contexts, progress=config.progress)
     ingest_seconds = time.perf_counter() - started
+    benchmark = None
+    if config.mcq:
+        benchmark = build_benchmark(kg, domain, seed=config.seed, templates_dir=config.templates,
+                                    max_k=config.max_k, progress=config.progress)
     with atomic_directory(config.out) as staging:
         files = {}
-        for name, table in (("nodes", kg.nodes), ("triples", kg.triples), ("relations", kg.relations)):
+        tables = [("nodes", kg.nodes), ("triples", kg.triples), ("relations", kg.relations)]
+        if benchmark is not None:
+            (staging / "mcq").mkdir()  # present even when no probe found enough distractors
+            tables.append(("requests", benchmark.requests))
+            tables += [(f"mcq/{name}", shard) for name, shard in benchmark.mcq_shards().items()]
+        for name, table in tables:
             files[f"{name}.parquet"] = write_parquet(table, staging / f"{name}.parquet")
         manifest = _manifest(config, domain, kg, inputs, files)
+        if benchmark is not None:
+            manifest["benchmark"] = benchmark.report
+            manifest["verify"] = verify_folder(staging).summary()
         atomic_write_bytes(staging / "manifest.json", (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode())
     if config.progress:
         print(f"ingest {ingest_seconds:.2f}s, total {time.perf_counter() - started:.2f}s", file=sys.stderr)
@@ -118,6 +137,7 @@ def run_build(config: BuildConfig) -> dict[str, object]:
 
 def write_parquet(table: pa.Table, path: Path) -> dict[str, object]:
     """Write one table deterministically (zstd, fixed row groups) and return its sha256 and row count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, tmp, **PARQUET_OPTIONS)
     tmp.rename(path)

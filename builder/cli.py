@@ -38,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--jsonld-context", action="append", default=[], metavar="URL=FILE",
                         help="a local copy of a remote JSON-LD @context (remote contexts are never fetched)")
     parser.add_argument("--seed", type=int, default=0, help="seed for every random choice of the build (default 0)")
+    parser.add_argument("--templates", type=Path, metavar="DIR",
+                        help="a folder of probe templates (<probe_type>.jinja) and relation phrasings (*.yaml) that "
+                             "add to or replace the shipped ones")
+    parser.add_argument("--max-k", type=int, default=10_000, metavar="N",
+                        help="largest request set per level (default 10000; sets are nested 1 ⊂ 10 ⊂ … ⊂ N)")
+    parser.add_argument("--no-mcq", action="store_true",
+                        help="stop after the KG tables (nodes, triples, relations): no requests, probes or MCQ")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     parser.add_argument("--version", action="version", version=f"ks-build {__version__}")
     return parser
@@ -76,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             jsonld_contexts=_contexts(args.jsonld_context),
             seed=args.seed,
             progress=not args.quiet,
+            mcq=not args.no_mcq,
+            templates=args.templates,
+            max_k=args.max_k,
         )
         manifest = run_build(config)
     except KsUserError as exc:

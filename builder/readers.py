@@ -111,8 +111,8 @@ def _read_rdf(acc: GraphAccumulator, path: Path, fmt: KgFormat, jsonld_contexts:
             bar = None
         else:
             size = path.stat().st_size
-            bar = tqdm(total=size, unit="B", unit_scale=True, desc=path.name, disable=not progress or size < 8 << 20,
-                       leave=False)
+            bar = tqdm(total=size, unit="B", unit_scale=True, desc=path.name,
+                       disable=None if progress and size >= 8 << 20 else True, leave=False)
             stream = io.BufferedReader(_CountingReader(raw, bar, path), buffer_size=1 << 20)
         try:
             quads = ox.parse(stream, format=_OX_FORMATS[fmt], base_iri=base_iri)
@@ -179,7 +179,8 @@ def _read_line_based_in_parallel(acc: GraphAccumulator, path: Path, fmt: KgForma
     with concurrent.futures.ProcessPoolExecutor(len(slices), mp_context=context) as pool:
         futures = [pool.submit(_parse_slice, path, fmt, base_iri, start, end, acc.language_preference)
                    for start, end in slices]
-        with tqdm(total=len(slices), desc=path.name, unit="slice", disable=not progress, leave=False) as bar:
+        with tqdm(total=len(slices), desc=path.name, unit="slice", disable=None if progress else True,
+                  leave=False) as bar:
             for _future in concurrent.futures.as_completed(futures):
                 bar.update(1)
         results = [future.result() for future in futures]

@@ -198,7 +198,8 @@ def test_a_failing_build_leaves_the_previous_output_byte_identical(
     good = _write(tmp_path / "good.ttl", GOOD_TURTLE)
     assert run_ks_build("--kg", good, "--out", out, "--quiet").code == 0
     before = _snapshot(out)
-    assert set(before) == {"nodes.parquet", "triples.parquet", "relations.parquet", "manifest.json"}
+    tables = {"nodes.parquet", "triples.parquet", "relations.parquet", "requests.parquet", "manifest.json"}
+    assert tables <= set(before) and all(name.startswith("mcq/") for name in set(before) - tables)
     make_args, _ = CASES[case]
     result = run_ks_build(*make_args(tmp_path), "--out", out)
     assert result.code == 2
@@ -284,8 +285,8 @@ def test_a_successful_build_replaces_the_previous_output(run_ks_build: Callable[
     good = _write(tmp_path / "good.ttl", GOOD_TURTLE)
     result = run_ks_build("--kg", good, "--out", out, "--quiet")
     assert result.code == 0, result.err
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "nodes.parquet", "relations.parquet",
-                                                     "triples.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "mcq", "nodes.parquet", "relations.parquet",
+                                                     "requests.parquet", "triples.parquet"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good.ttl", "out"]  # no .out.tmp-* or .out.old-*
     # and again over its own output
     assert run_ks_build("--kg", good, "--out", out, "--quiet").code == 0

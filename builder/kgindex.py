@@ -1,0 +1,225 @@
+"""An in-memory index of a built KG (nodes, triples, relations) for the probe, MCQ and verify stages.
+
+It answers the questions those stages ask: which objects does the KG give (s, r)? which subjects have (r, o)? what
+kind of thing is a node, and which other nodes are of the same kind? The verifier builds the same index from the
+Parquet files, so a row is re-proved against exactly what the build wrote.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .vocab import RDF_TYPE, RDFS_SUBCLASS_OF, SKOS_BROADER, SKOS_NARROWER
+
+
+@dataclass
+class NodeInfo:
+    node_id: str
+    label: str
+    aliases: list[str]
+    level: str
+    depth: int | None
+    parents: list[str]
+    branch: str | None
+    types: list[str]
+
+
+@dataclass
+class KgIndex:
+    nodes: dict[str, NodeInfo]
+    relation_labels: dict[str, str]
+    relation_inverse: dict[str, str | None]
+    hierarchy_relations: set[str]
+    # (subject, relation) → objects, (relation, object) → subjects: node objects only
+    objects: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
+    subjects: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
+    triple_of: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    facts_by_subject: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
+    nodes_by_kind: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
+    children: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    _ancestors: dict[str, dict[str, int]] = field(default_factory=dict)
+    _values: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    _holders: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    _single: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    _kind_pools: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
+    _descendants: dict[str, set[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_tables(cls, nodes: pa.Table, triples: pa.Table, relations: pa.Table) -> KgIndex:
+        infos = {
+            row["node_id"]: NodeInfo(row["node_id"], row["label"], row["aliases"] or [], row["level"], row["depth"],
+                                     row["parent_ids"] or [], row["branch_id"], row["types"] or [])
+            for row in nodes.to_pylist()
+        }
+        index = cls(
+            nodes=infos,
+            relation_labels={r["relation_id"]: r["label"] for r in relations.to_pylist()},
+            relation_inverse={r["relation_id"]: r["inverse_relation_id"] for r in relations.to_pylist()},
+            hierarchy_relations={r["relation_id"] for r in relations.to_pylist() if r["is_hierarchy"]},
+        )
+        columns = triples.select(["triple_id", "subject_id", "relation_id", "object_id", "object_is_literal"])
+        for tid, s, r, o, literal in zip(*(columns[c].to_pylist() for c in columns.column_names), strict=True):
+            if literal or o not in infos or s not in infos:
+                continue
+            index.objects[(s, r)].add(o)
+            index.subjects[(r, o)].add(s)
+            index.triple_of[(s, r, o)] = tid
+            index.facts_by_subject[s].append((r, o))
+        for info in infos.values():
+            for parent in info.parents:
+                index.children[parent].append(info.node_id)
+        for kids in index.children.values():
+            kids.sort()
+        return index
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> KgIndex:
+        return cls.from_tables(*(pq.read_table(folder / f"{name}.parquet") for name in
+                                 ("nodes", "triples", "relations")))
+
+    # The closure every check uses: stated facts, declared inverses, and for hierarchy relations transitivity along
+    # the hierarchy (X instance of terrestrial planet ⇒ X instance of planet). A hierarchy question counts every
+    # ancestor as true, which can only make distractors safer.
+
+    def holds(self, s: str, r: str, o: str) -> bool:
+        return o in self.values(s, r)
+
+    def values(self, s: str, r: str) -> frozenset[str]:
+        """Every o with (s, r, o) in the closure (memoised; do not modify)."""
+        key = (s, r)
+        found = self._values.get(key)
+        if found is None:
+            if r in UPWARD:
+                found = frozenset(self.ancestors(s)) - {s}
+            elif r in DOWNWARD:
+                found = frozenset(self.descendants(s)) - {s}
+            else:
+                found = frozenset(self.objects.get(key, ()))
+                inverse = self.relation_inverse.get(r)
+                if inverse is not None:
+                    found |= self.subjects.get((inverse, s), frozenset())
+            self._values[key] = found
+        return found
+
+    def holders(self, r: str, o: str) -> frozenset[str]:
+        """Every s with (s, r, o) in the closure (memoised; do not modify)."""
+        key = (r, o)
+        found = self._holders.get(key)
+        if found is None:
+            if r in UPWARD:
+                found = frozenset(self.descendants(o)) - {o}
+            elif r in DOWNWARD:
+                found = frozenset(self.ancestors(o)) - {o}
+            else:
+                found = frozenset(self.subjects.get(key, ()))
+                inverse = self.relation_inverse.get(r)
+                if inverse is not None:
+                    found |= self.objects.get((o, inverse), frozenset())
+            self._holders[key] = found
+        return found
+
+    def single_valued_facts(self, s: str) -> list[tuple[str, str]]:
+        """(relation, object) facts of `s` whose question has exactly one answer in the closure (memoised)."""
+        found = self._single.get(s)
+        if found is None:
+            found = sorted((r, o) for r, o in self.facts_by_subject.get(s, ()) if len(self.values(s, r)) == 1
+                           and self.nodes[o].label)
+            self._single[s] = found
+        return found
+
+    def descendants(self, node: str) -> set[str]:
+        """The node and everything below it in the hierarchy (memoised)."""
+        cached = self._descendants.get(node)
+        if cached is None:
+            cached = {node}
+            frontier = [node]
+            while frontier:
+                nxt = []
+                for current in frontier:
+                    for child in self.children.get(current, ()):
+                        if child not in cached:
+                            cached.add(child)
+                            nxt.append(child)
+                frontier = nxt
+            self._descendants[node] = cached
+        return cached
+
+    def kind(self, node: str) -> tuple[str, ...]:
+        """What kind of thing a node is, for choosing options of the same kind: its types, else its parents (for
+        classes), else its level and branch."""
+        info = self.nodes[node]
+        if info.types:
+            return ("type", *sorted(info.types))
+        if info.parents:
+            return ("parent", *info.parents)
+        return ("level", info.level, info.branch or "")
+
+    def same_kind(self, node: str) -> list[str]:
+        """Nodes of the same kind as `node` (sorted, `node` included; memoised per kind, do not modify). Sharing one
+        type or one parent is enough."""
+        info = self.nodes[node]
+        key = (*sorted(info.types), "|", *info.parents, "|", info.level, info.branch or "")
+        cached = self._kind_pools.get(key)
+        if cached is not None:
+            return cached
+        if not self.nodes_by_kind:
+            self._index_kinds()
+        pool: set[str] = set()
+        if info.types:
+            for t in info.types:
+                pool.update(self.nodes_by_kind.get(("type", t), ()))
+        elif info.parents:
+            for p in info.parents:
+                pool.update(self.nodes_by_kind.get(("parent", p), ()))
+        if len(pool) < 4:
+            pool.update(self.nodes_by_kind.get(("level", info.level, info.branch or ""), ()))
+        self._kind_pools[key] = sorted(pool)
+        return self._kind_pools[key]
+
+    def _index_kinds(self) -> None:
+        kinds: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for node, info in self.nodes.items():
+            for t in info.types:
+                kinds[("type", t)].append(node)
+            if not info.types:
+                for p in info.parents:
+                    kinds[("parent", p)].append(node)
+            kinds[("level", info.level, info.branch or "")].append(node)
+        self.nodes_by_kind = dict(kinds)
+
+    def ancestors(self, node: str) -> dict[str, int]:
+        """Every ancestor with its distance in hierarchy edges (the node itself at 0), memoised."""
+        cached = self._ancestors.get(node)
+        if cached is not None:
+            return cached
+        found = {node: 0}
+        frontier = [node]
+        while frontier:
+            nxt = []
+            for current in frontier:
+                for parent in self.nodes[current].parents if current in self.nodes else ():
+                    if parent not in found:
+                        found[parent] = found[current] + 1
+                        nxt.append(parent)
+            frontier = nxt
+        self._ancestors[node] = found
+        return found
+
+    def hierarchy_distance(self, a: str, b: str) -> int | None:
+        """Hops between two nodes through their nearest common ancestor (None when they share none)."""
+        up_a, up_b = self.ancestors(a), self.ancestors(b)
+        common = [up_a[x] + up_b[x] for x in up_a.keys() & up_b.keys()]
+        return min(common) if common else None
+
+    def is_hierarchy(self, relation: str) -> bool:
+        return relation in self.hierarchy_relations or relation in HIERARCHY_PREDICATES
+
+
+HIERARCHY_PREDICATES = frozenset({RDF_TYPE, RDFS_SUBCLASS_OF, SKOS_BROADER, SKOS_NARROWER})
+UPWARD = frozenset({RDF_TYPE, RDFS_SUBCLASS_OF, SKOS_BROADER})  # child → parent
+DOWNWARD = frozenset({SKOS_NARROWER})  # parent → child

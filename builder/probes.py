@@ -1,0 +1,275 @@
+"""The six probe types of a request, as specifications: question text, the query that decides which options are
+true, the gold node, the node expected after the edit, and the pool distractors are drawn from.
+
+For a request (s, r, o → o*) — our definitions, see README "Probe types":
+* direct (Q+): r of s, one probe per written phrasing (up to three). Gold o, target o*.
+* reverse (Q+): who has r = o? Gold s. After the edit s no longer has r = o and nothing in the request makes another
+  option true, so the target is −1: the probe measures whether the old association is gone in the reverse direction.
+* multi-hop (Q+): (s, r, o), (o, r2, x) asked as one question about "the r of s". Gold x; target y with (o*, r2, y).
+* comparison (Q+): which option has the same r as s? Gold a peer p sharing o; target a peer q with (q, r, o*).
+* conflict: Q+ asserts the new fact in a context sentence (gold o, target o*); Q− asks an unrelated fact under a
+  misleading context (gold = target = its true answer).
+* contextual (Q−): direct questions about unrelated facts of a sibling, a node of the same branch and a node of
+  another branch (by `distance` in hierarchy hops); their answer must not change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .kgindex import KgIndex
+from .requests import Request, seeded_key, seeded_rng
+from .templates import TemplateLibrary
+
+OBJECT, SUBJECT, CHAIN, PEER = "object", "subject", "chain", "peer"
+
+
+@dataclass
+class Query:
+    """What a question asks, so that any option can be checked against the KG: `object` (s, r, ?), `subject`
+    (?, r, o), `chain` (s, r, ?x)(?x, r2, ?), `peer` (? shares a value of r with s, ? ≠ s)."""
+
+    kind: str
+    subject_id: str | None
+    relation_id: str
+    object_id: str | None = None
+    relation2_id: str | None = None
+
+    def truths(self, index: KgIndex) -> set[str]:
+        if self.kind == OBJECT:
+            return index.values(self.subject_id, self.relation_id)  # type: ignore[arg-type]
+        if self.kind == SUBJECT:
+            return index.holders(self.relation_id, self.object_id)  # type: ignore[arg-type]
+        if self.kind == CHAIN:
+            found: set[str] = set()
+            for middle in index.values(self.subject_id, self.relation_id):  # type: ignore[arg-type]
+                found |= index.values(middle, self.relation2_id)  # type: ignore[arg-type]
+            return found
+        peers: set[str] = set()
+        for value in index.values(self.subject_id, self.relation_id):  # type: ignore[arg-type]
+            peers |= index.holders(self.relation_id, value)
+        peers.discard(self.subject_id)  # type: ignore[arg-type]
+        return peers
+
+    def proof(self, index: KgIndex, answer: str) -> list[str]:
+        """Triple ids that make `answer` true (empty when it is not)."""
+        def tid(s: str, r: str, o: str) -> str | None:
+            found = index.triple_of.get((s, r, o))
+            inverse = index.relation_inverse.get(r)
+            if found is None and inverse is not None:
+                found = index.triple_of.get((o, inverse, s))
+            return found
+
+        if self.kind == OBJECT:
+            proof = [tid(self.subject_id, self.relation_id, answer)]  # type: ignore[arg-type]
+        elif self.kind == SUBJECT:
+            proof = [tid(answer, self.relation_id, self.object_id)]  # type: ignore[arg-type]
+        elif self.kind == CHAIN:
+            proof = [None]
+            for middle in sorted(index.values(self.subject_id, self.relation_id)):  # type: ignore[arg-type]
+                if answer in index.values(middle, self.relation2_id):  # type: ignore[arg-type]
+                    proof = [tid(self.subject_id, self.relation_id, middle),  # type: ignore[arg-type]
+                             tid(middle, self.relation2_id, answer)]  # type: ignore[arg-type]
+                    break
+        else:
+            proof = [None]
+            for value in sorted(index.values(self.subject_id, self.relation_id)):  # type: ignore[arg-type]
+                if answer in index.holders(self.relation_id, value):
+                    proof = [tid(self.subject_id, self.relation_id, value),  # type: ignore[arg-type]
+                             tid(answer, self.relation_id, value)]
+                    break
+        return [p for p in proof if p is not None] if all(p is not None for p in proof) else []
+
+
+@dataclass
+class ProbeSpec:
+    request_id: str
+    probe_type: str
+    role: str
+    number: int
+    question: str
+    template_id: str
+    query: Query
+    gold: str
+    target: str | None  # None: the edit does not decide it (-1)
+    pool: list[str]  # candidate options besides gold and target, of the gold's kind
+    include: list[str] = field(default_factory=list)  # options that must be offered (the target)
+    distance: int | None = None
+
+    @property
+    def probe_id(self) -> str:
+        return f"{self.request_id}/{self.probe_type}/{self.number}"
+
+
+class ProbeBuilder:
+    def __init__(self, index: KgIndex, templates: TemplateLibrary, seed: int) -> None:
+        self.index = index
+        self.templates = templates
+        self.seed = seed
+        self.subjects_with_facts = sorted(index.facts_by_subject)
+        self.subjects_by_branch: dict[str, list[str]] = {}
+        for node in self.subjects_with_facts:
+            branch = index.nodes[node].branch
+            if branch is not None:
+                self.subjects_by_branch.setdefault(branch, []).append(node)
+
+    def label(self, node: str) -> str:
+        return self.index.nodes[node].label
+
+    def phrasings(self, relation: str, kind: str):  # noqa: ANN201 - list[Phrasing]
+        return self.templates.phrasings(relation, self.index.relation_labels.get(relation, relation), kind)
+
+    def probes(self, request: Request) -> list[ProbeSpec]:
+        out: list[ProbeSpec] = []
+        out += self.direct(request)
+        out += self.reverse(request)
+        out += self.multi_hop(request)
+        out += self.comparison(request)
+        out += self.conflict(request)
+        out += self.contextual(request)
+        return out
+
+    # -- the six types -------------------------------------------------------------------------------------------
+
+    def direct(self, q: Request) -> list[ProbeSpec]:
+        s, r, o, new = q.subject_id, q.relation_id, q.target_true_id, q.target_new_id
+        specs = []
+        for i, phrasing in enumerate(self.phrasings(r, "question")[:3]):
+            question = self.templates.render_probe(
+                "direct", question=phrasing.render(q.request_id, subject=self.label(s), object=self.label(o)))
+            specs.append(ProbeSpec(q.request_id, "direct", "q_plus", i, question, phrasing.template_id,
+                                   Query(OBJECT, s, r), gold=o, target=new, pool=self.index.same_kind(o),
+                                   include=[new], distance=0))
+        return specs
+
+    def reverse(self, q: Request) -> list[ProbeSpec]:
+        s, r, o = q.subject_id, q.relation_id, q.target_true_id
+        phrasing = self._pick(self.phrasings(r, "reverse"), q.request_id, "reverse")
+        question = self.templates.render_probe(
+            "reverse", reverse_question=phrasing.render(q.request_id, subject=self.label(s), object=self.label(o)))
+        return [ProbeSpec(q.request_id, "reverse", "q_plus", 0, question, phrasing.template_id,
+                          Query(SUBJECT, None, r, o), gold=s, target=None, pool=self.index.same_kind(s), distance=0)]
+
+    def multi_hop(self, q: Request) -> list[ProbeSpec]:
+        s, r, o, new = q.subject_id, q.relation_id, q.target_true_id, q.target_new_id
+        index = self.index
+        # second hops from o whose answer is single-valued, so the question has one gold
+        hops = [(r2, x) for r2, x in index.single_valued_facts(o) if x != s]
+        if not hops:
+            return []
+        r2, x = hops[int.from_bytes(seeded_key(self.seed, "hop", q.request_id), "big") % len(hops)]
+        after = index.values(new, r2)
+        target = min(after) if len(after) == 1 else None
+        noun = self._pick(self.phrasings(r, "noun_phrase"), q.request_id, "noun").render(
+            q.request_id, subject=self.label(s), object=self.label(o))
+        phrasing = self._pick(self.phrasings(r2, "question"), q.request_id, "hop2")
+        question = self.templates.render_probe(
+            "multi_hop", second_hop_question=phrasing.render(q.request_id, subject=noun, object=self.label(x)))
+        return [ProbeSpec(q.request_id, "multi_hop", "q_plus", 0, question, phrasing.template_id,
+                          Query(CHAIN, s, r, None, r2), gold=x, target=target, pool=index.same_kind(x),
+                          include=[target] if target is not None and target != x else [], distance=1)]
+
+    def comparison(self, q: Request) -> list[ProbeSpec]:
+        s, r, o, new = q.subject_id, q.relation_id, q.target_true_id, q.target_new_id
+        index = self.index
+        if index.is_hierarchy(r) or len(index.values(s, r)) != 1:
+            return []  # with several values (every ancestor, for a hierarchy relation) "the same r" is ambiguous
+        peers = sorted(index.holders(r, o) - {s})
+        if not peers:
+            return []
+        gold = seeded_rng(self.seed, "peer", q.request_id).choice(peers)
+        after = sorted(index.holders(r, new) - {s} - set(peers))
+        target = seeded_rng(self.seed, "peer-after", q.request_id).choice(after) if after else None
+        phrasing = self._pick(self.phrasings(r, "same"), q.request_id, "same")
+        question = self.templates.render_probe(
+            "comparison", same_question=phrasing.render(q.request_id, subject=self.label(s), object=self.label(o)))
+        pool = [c for c in index.same_kind(s) if c != s]
+        return [ProbeSpec(q.request_id, "comparison", "q_plus", 0, question, phrasing.template_id,
+                          Query(PEER, s, r), gold=gold, target=target, pool=pool,
+                          include=[target] if target is not None else [], distance=0)]
+
+    def conflict(self, q: Request) -> list[ProbeSpec]:
+        s, r, o, new = q.subject_id, q.relation_id, q.target_true_id, q.target_new_id
+        specs = []
+        statement = self._pick(self.phrasings(r, "statement"), q.request_id, "statement")
+        question = self._pick(self.phrasings(r, "question"), q.request_id, "conflict")
+        text = self.templates.render_probe(
+            "conflict", context=statement.render(q.request_id, subject=self.label(s), object=self.label(new)),
+            question=question.render(q.request_id, subject=self.label(s), object=self.label(o)))
+        specs.append(ProbeSpec(q.request_id, "conflict", "q_plus", 0, text, question.template_id,
+                               Query(OBJECT, s, r), gold=o, target=new, pool=self.index.same_kind(o), include=[new],
+                               distance=0))
+        neighbour = self._neighbour_fact(q, "conflict")
+        if neighbour is not None:
+            s2, r2, o2, distance = neighbour
+            wrong = [c for c in self.index.same_kind(o2) if c not in self.index.values(s2, r2)]
+            if wrong:
+                misleading = seeded_rng(self.seed, "misleading", q.request_id).choice(wrong)
+                statement = self._pick(self.phrasings(r2, "statement"), q.request_id, "statement-")
+                question = self._pick(self.phrasings(r2, "question"), q.request_id, "conflict-")
+                text = self.templates.render_probe(
+                    "conflict",
+                    context=statement.render(q.request_id, subject=self.label(s2), object=self.label(misleading)),
+                    question=question.render(q.request_id, subject=self.label(s2), object=self.label(o2)))
+                specs.append(ProbeSpec(q.request_id, "conflict", "q_minus", 1, text, question.template_id,
+                                       Query(OBJECT, s2, r2), gold=o2, target=o2, pool=self.index.same_kind(o2),
+                                       include=[misleading], distance=distance))
+        return specs
+
+    def contextual(self, q: Request) -> list[ProbeSpec]:
+        specs = []
+        for number, stratum in enumerate(("sibling", "branch", "other")):
+            fact = self._stratum_fact(q, stratum)
+            if fact is None:
+                continue
+            s2, r2, o2, distance = fact
+            phrasing = self._pick(self.phrasings(r2, "question"), q.request_id, f"contextual-{stratum}")
+            question = self.templates.render_probe(
+                "contextual", question=phrasing.render(q.request_id, subject=self.label(s2), object=self.label(o2)))
+            specs.append(ProbeSpec(q.request_id, "contextual", "q_minus", number, question, phrasing.template_id,
+                                   Query(OBJECT, s2, r2), gold=o2, target=o2, pool=self.index.same_kind(o2),
+                                   distance=distance))
+        return specs
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+
+    def _pick(self, phrasings: list, request_id: str, purpose: str):  # noqa: ANN202 - Phrasing
+        return phrasings[int.from_bytes(seeded_key(self.seed, purpose, request_id), "big") % len(phrasings)]
+
+    def _facts_of(self, node: str, q: Request) -> list[tuple[str, str]]:
+        """Facts of another subject that the request cannot touch and that have a single answer."""
+        touched = (q.subject_id, q.target_true_id, q.target_new_id)
+        return [(r, o) for r, o in self.index.single_valued_facts(node) if o not in touched]
+
+    def _stratum_fact(self, q: Request, stratum: str, purpose: str = "contextual") -> tuple[str, str, str, int] | None:
+        """A fact of another subject: a sibling (same parent), a node of the same branch, or of another branch.
+        Candidates are sampled (seeded) rather than scanned, so a request costs the same on a million-node KG."""
+        index = self.index
+        s = q.subject_id
+        info = index.nodes[s]
+        rng = seeded_rng(self.seed, purpose, stratum, q.request_id)
+        siblings = sorted({c for p in info.parents for c in index.children.get(p, ()) if c != s})
+        if stratum == "sibling":
+            pool, exclude = siblings, set()
+        elif stratum == "branch":
+            pool = self.subjects_by_branch.get(info.branch, []) if info.branch else []
+            exclude = set(siblings) | {s}
+        else:
+            pool, exclude = self.subjects_with_facts, {s}
+        for _ in range(min(len(pool), 24)):
+            other = pool[rng.randrange(len(pool))]
+            if other in exclude or (stratum == "other" and index.nodes[other].branch == info.branch):
+                continue
+            facts = self._facts_of(other, q)
+            if facts:
+                r2, o2 = rng.choice(facts)
+                distance = index.hierarchy_distance(s, other)
+                return other, r2, o2, distance if distance is not None else -1
+        return None
+
+    def _neighbour_fact(self, q: Request, purpose: str) -> tuple[str, str, str, int] | None:
+        for stratum in ("sibling", "branch", "other"):
+            fact = self._stratum_fact(q, stratum, purpose)
+            if fact is not None:
+                return fact
+        return None

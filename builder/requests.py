@@ -1,0 +1,147 @@
+"""Edit and unlearning requests: which facts are updated, in nested k sets per domain and level, and to what.
+
+For each (domain, level) the eligible facts — a named subject at that level and a named, labelled object — are put in
+a seeded order (BLAKE2b of seed and triple id, so the order does not depend on the input's order or on partitioning),
+at most one per (subject, relation) so that no two requests of a set edit the same slot. The first k of that order
+form the set of size k, so the sets are nested by construction (1 ⊂ 10 ⊂ 100 ⊂ 1 000 ⊂ 10 000), and a request's
+`k_min` is the smallest k whose set contains it. The same requests serve editing (`target_new`) and unlearning
+(`neutral_answer`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+
+import pyarrow as pa
+from rapidfuzz import fuzz
+
+from .hierarchy import LEVELS
+from .kgindex import KgIndex
+from .templates import TemplateLibrary
+
+K_VALUES = (1, 10, 100, 1_000, 10_000)
+SIMILAR = 90  # rapidfuzz ratio at or above which two labels count as the same answer
+DRAWS = 64  # seeded draws from a pool before a choice gives up
+
+REQUESTS_SCHEMA = pa.schema([
+    ("request_id", pa.string()),
+    ("domain", pa.string()),
+    ("level", pa.string()),
+    ("branch_id", pa.string()),
+    ("triple_id", pa.string()),
+    ("subject_id", pa.string()),
+    ("relation_id", pa.string()),
+    ("target_true_id", pa.string()),
+    ("target_new_id", pa.string()),
+    ("subject", pa.string()),
+    ("relation", pa.string()),
+    ("target_true", pa.string()),
+    ("target_new", pa.string()),
+    ("prompt", pa.string()),
+    ("neutral_answer", pa.string()),
+    ("k_min", pa.int32()),
+])
+
+
+@dataclass
+class Request:
+    request_id: str
+    domain: str
+    level: str
+    branch_id: str | None
+    triple_id: str
+    subject_id: str
+    relation_id: str
+    target_true_id: str
+    target_new_id: str
+    subject: str
+    relation: str
+    target_true: str
+    target_new: str
+    prompt: str
+    neutral_answer: str
+    k_min: int
+
+
+def seeded_key(seed: int, *parts: str) -> bytes:
+    """A stable sort key / RNG seed from the build seed and ids: the one place randomness is derived from."""
+    return hashlib.blake2b("\x1f".join((str(seed), *parts)).encode(), digest_size=8).digest()
+
+
+def seeded_rng(seed: int, *parts: str) -> random.Random:
+    return random.Random(int.from_bytes(seeded_key(seed, *parts), "big"))
+
+
+def similar(a: str, b: str) -> bool:
+    return fuzz.ratio(a.casefold(), b.casefold()) >= SIMILAR
+
+
+def build_requests(index: KgIndex, templates: TemplateLibrary, domain: str, seed: int,
+                   max_k: int = K_VALUES[-1]) -> tuple[list[Request], dict[str, dict[str, int]]]:
+    """Requests for every level, and per level how many facts were eligible and the largest full k."""
+    by_level: dict[str, list[tuple[bytes, str, str, str, str]]] = defaultdict(list)
+    for (s, r, o), tid in index.triple_of.items():
+        info = index.nodes[s]
+        if not index.nodes[o].label:
+            continue
+        by_level[info.level].append((seeded_key(seed, "request", tid), tid, s, r, o))
+    requests: list[Request] = []
+    report: dict[str, dict[str, int]] = {}
+    for level in LEVELS:
+        chosen: list[Request] = []
+        slots: set[tuple[str, str]] = set()
+        skipped_no_target = 0
+        for _key, tid, s, r, o in sorted(by_level.get(level, [])):
+            if len(chosen) >= max_k:
+                break
+            if (s, r) in slots:
+                continue
+            new = counterfactual(index, s, r, o, seed, tid)
+            if new is None:
+                skipped_no_target += 1
+                continue
+            slots.add((s, r))
+            chosen.append(_request(index, templates, domain, level, tid, s, r, o, new, len(chosen)))
+        requests.extend(chosen)
+        full_k = max((k for k in K_VALUES if k <= len(chosen)), default=0)
+        report[level] = {"eligible_facts": len(by_level.get(level, [])), "requests": len(chosen),
+                         "largest_k": full_k, "skipped_no_counterfactual": skipped_no_target}
+    return requests, report
+
+
+def counterfactual(index: KgIndex, s: str, r: str, o: str, seed: int, tid: str) -> str | None:
+    """A new object of the true object's kind that the KG does not make true for (s, r), and that does not read
+    like the true one."""
+    true_values = index.values(s, r)
+    if index.is_hierarchy(r):
+        true_values = true_values | index.descendants(s)  # "planet is a kind of giant planet" would be a loop
+    o_label = index.nodes[o].label
+    pool = index.same_kind(o)
+    rng = seeded_rng(seed, "target_new", tid)
+    for _ in range(min(len(pool), DRAWS)):  # sampled, not scanned: a kind may hold a hundred thousand nodes
+        c = pool[rng.randrange(len(pool))]
+        if c not in true_values and c != s and index.nodes[c].label and not similar(index.nodes[c].label, o_label):
+            return c
+    return None
+
+
+def _request(index: KgIndex, templates: TemplateLibrary, domain: str, level: str, tid: str, s: str, r: str, o: str,
+             new: str, rank: int) -> Request:
+    subject, target_true, target_new = index.nodes[s].label, index.nodes[o].label, index.nodes[new].label
+    relation_label = index.relation_labels.get(r, r)
+    where = f"request for {tid}"
+    prompt = templates.phrasings(r, relation_label, "prompt")[0].render(where, subject=subject, object=target_true)
+    neutral = templates.phrasings(r, relation_label, "neutral")[0].render(where, subject=subject, object=target_true)
+    return Request(
+        request_id=f"req-{tid}", domain=domain, level=level, branch_id=index.nodes[s].branch, triple_id=tid,
+        subject_id=s, relation_id=r, target_true_id=o, target_new_id=new, subject=subject, relation=relation_label,
+        target_true=target_true, target_new=target_new, prompt=prompt, neutral_answer=neutral,
+        k_min=next(k for k in K_VALUES if rank < k))
+
+
+def requests_table(requests: list[Request]) -> pa.Table:
+    ordered = sorted(requests, key=lambda q: (q.level, q.k_min, q.request_id))
+    return pa.Table.from_pylist([q.__dict__ for q in ordered], schema=REQUESTS_SCHEMA)

@@ -1,0 +1,165 @@
+"""Probe templates and relation phrasings, loaded from data files and rendered in a Jinja sandbox.
+
+The shipped files live in the `knowledgesmith.templates` package (`relations.yaml`, `generic.yaml`, one
+`<probe_type>.jinja` per probe type); `--templates DIR` adds relation entries and replaces probe templates. Rendering
+uses `SandboxedEnvironment` with `StrictUndefined`: a user template cannot reach Python internals, and a missing
+variable is an error naming the template and its line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from jinja2.sandbox import SandboxedEnvironment
+
+from .errors import KsUserError
+
+PROBE_TYPES = ("direct", "reverse", "multi_hop", "comparison", "conflict", "contextual")
+PHRASING_KINDS = ("question", "reverse", "statement", "noun_phrase", "same", "prompt", "neutral")
+_VERB_STARTS = ("has ", "have ", "is ", "was ", "were ", "are ", "does ", "did ", "can ", "contains", "includes")
+_VERB_ENDS = (" in", " to", " by", " at", " from", " with", " on", " for", " into", " as")
+
+
+@dataclass(frozen=True)
+class Phrasing:
+    """One rendered-ready phrasing: its id (file/key/kind/index) and its compiled template."""
+
+    template_id: str
+    template: jinja2.Template
+
+    def render(self, where: str = "", **variables: Any) -> str:
+        return _render(self.template, self.template_id, variables, where)
+
+
+class TemplateLibrary:
+    def __init__(self, extra_dir: Path | None = None) -> None:
+        self.env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+        shipped = Path(str(resources.files("knowledgesmith.templates")))
+        self.relations: dict[str, dict[str, Any]] = {}
+        self.sources: dict[str, str] = {}
+        self._load_relations(shipped / "relations.yaml")
+        self.generic = self._read_yaml(shipped / "generic.yaml")
+        self.probe_templates: dict[str, jinja2.Template] = {}
+        self.probe_files: dict[str, Path] = {}
+        for probe_type in PROBE_TYPES:
+            self._load_probe_template(shipped / f"{probe_type}.jinja", probe_type)
+        if extra_dir is not None:
+            if not extra_dir.is_dir():
+                raise KsUserError("--templates must be a folder of .jinja and .yaml files", path=str(extra_dir))
+            for path in sorted(extra_dir.glob("*.yaml")):
+                if path.name == "generic.yaml":
+                    self.generic = self._read_yaml(path)
+                else:
+                    self._load_relations(path)
+            for probe_type in PROBE_TYPES:
+                if (extra_dir / f"{probe_type}.jinja").is_file():
+                    self._load_probe_template(extra_dir / f"{probe_type}.jinja", probe_type)
+        self._cache: dict[tuple[str, str, str], list[Phrasing]] = {}
+
+    # -- loading ---------------------------------------------------------------------------------------------------
+
+    def _read_yaml(self, path: Path) -> dict[str, Any]:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise KsUserError(f"invalid YAML: {getattr(exc, 'problem', exc)}", path=str(path),
+                              line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None) from None
+        if not isinstance(data, dict):
+            raise KsUserError("a phrasing file must map relation names to phrasings", path=str(path))
+        return data
+
+    def _load_relations(self, path: Path) -> None:
+        for key, entry in self._read_yaml(path).items():
+            if not isinstance(entry, dict) or not set(entry) <= set(PHRASING_KINDS):
+                raise KsUserError(f"relation {key!r}: expected a mapping with keys among {', '.join(PHRASING_KINDS)}",
+                                  path=str(path))
+            self.relations[str(key)] = entry
+            self.sources[str(key)] = path.name
+
+    def _load_probe_template(self, path: Path, probe_type: str) -> None:
+        try:
+            self.probe_templates[probe_type] = self.env.from_string(path.read_text(encoding="utf-8"))
+        except jinja2.TemplateSyntaxError as exc:
+            raise KsUserError(f"template syntax error: {exc.message}", path=str(path), line=exc.lineno) from None
+        self.probe_files[probe_type] = path
+
+    # -- lookup ----------------------------------------------------------------------------------------------------
+
+    def phrasings(self, relation_id: str, relation_label: str, kind: str) -> list[Phrasing]:
+        """The phrasings of one kind for a relation: written ones when the relation has an entry, else generic ones
+        from its label (with the label bound as `relation`)."""
+        key = (relation_id, relation_label, kind)
+        if key not in self._cache:
+            self._cache[key] = self._phrasings(relation_id, relation_label, kind)
+        return self._cache[key]
+
+    def _phrasings(self, relation_id: str, relation_label: str, kind: str) -> list[Phrasing]:
+        entry_key = relation_id if relation_id in self.relations else _local_name(relation_id)
+        entry = self.relations.get(entry_key)
+        if entry is not None and kind in entry:
+            texts, prefix = entry[kind], f"{self.sources[entry_key]}:{entry_key}/{kind}"
+            globals_: dict[str, Any] = {}
+        else:
+            form = label_form(relation_label)
+            texts, prefix = self.generic[form][kind], f"generic.yaml:{form}/{kind}"
+            globals_ = {"relation": relation_label}
+        if isinstance(texts, str):
+            texts = [texts]
+        out = []
+        for i, text in enumerate(texts):
+            template_id = f"{prefix}/{i}"
+            try:
+                template = self.env.from_string(text, globals=globals_)
+            except jinja2.TemplateSyntaxError as exc:
+                raise KsUserError(f"template {template_id}: syntax error: {exc.message}") from None
+            out.append(Phrasing(template_id, template))
+        return out
+
+    def render_probe(self, probe_type: str, **variables: Any) -> str:
+        return _render(self.probe_templates[probe_type], str(self.probe_files[probe_type]), variables, "").strip()
+
+
+def label_form(label: str) -> str:
+    """Which generic phrasing a relation label reads best in: `noun`, `verb` or `of`."""
+    text = label.strip().lower()
+    if text.endswith(" of"):
+        return "of"
+    if text.startswith(_VERB_STARTS) or text.endswith(_VERB_ENDS):
+        return "verb"
+    if " " not in text and text.endswith("s") and not text.endswith("ss"):  # "orbits", "contains"
+        return "verb"
+    return "noun"
+
+
+def _local_name(relation_id: str) -> str:
+    for sep in ("#", "/", ":"):
+        if sep in relation_id:
+            return relation_id.rsplit(sep, 1)[1]
+    return relation_id
+
+
+def _render(template: jinja2.Template, name: str, variables: dict[str, Any], where: str) -> str:
+    try:
+        return template.render(**variables)
+    except jinja2.UndefinedError as exc:
+        line = _template_line(exc)
+        raise KsUserError(f"template {name}{f' line {line}' if line else ''}: {exc.message}"
+                          f"{f' ({where})' if where else ''}") from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise KsUserError(f"template {name}: not allowed in the sandbox: {exc}") from None
+
+
+def _template_line(exc: BaseException) -> int | None:
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line

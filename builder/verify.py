@@ -1,0 +1,108 @@
+"""`ks-build verify DIR`: re-prove every MCQ row from its ids against the KG the build wrote.
+
+For each row: the question's query (kind, subject, relation, object, second relation) is re-evaluated on the KG
+(stated facts and declared inverses); the gold option must be entailed and proved by the row's provenance triples,
+no other option may be entailed, the four options must be distinct nodes whose labels do not read alike, and the
+target must agree with the request: direct and conflict Q+ rows point at the request's new object, reverse rows are
+undecided (−1), multi-hop and comparison targets follow from the new object in the KG, Q− rows keep their answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from .errors import KsUserError
+from .kgindex import KgIndex
+from .mcq import N_OPTIONS, reads_alike
+from .probes import CHAIN, PEER, Query
+
+
+@dataclass
+class VerifyReport:
+    rows: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (row id, reason)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> dict[str, object]:
+        return {"rows_checked": self.rows, "failures": len(self.failures), "ok": self.ok,
+                "first_failures": [f"{row}: {reason}" for row, reason in self.failures[:20]]}
+
+
+def verify_folder(folder: Path) -> VerifyReport:
+    for name in ("nodes", "triples", "relations", "requests"):
+        if not (folder / f"{name}.parquet").is_file():
+            raise KsUserError(f"not a KnowledgeSmith build: {name}.parquet is missing", path=str(folder))
+    index = KgIndex.from_folder(folder)
+    requests = {r["request_id"]: r for r in pq.read_table(folder / "requests.parquet").to_pylist()}
+    report = VerifyReport()
+    for shard in sorted((folder / "mcq").glob("*.parquet")):
+        for row in pq.read_table(shard).to_pylist():
+            report.rows += 1
+            reason = check_row(index, requests, row)
+            if reason is not None:
+                report.failures.append((row["id"], reason))
+    return report
+
+
+def check_row(index: KgIndex, requests: dict[str, dict], row: dict) -> str | None:
+    """The reason a row is wrong, or None when it is proved."""
+    choice_ids = row["choice_ids"]
+    if len(choice_ids) != N_OPTIONS or len(set(choice_ids)) != N_OPTIONS:
+        return "options are not four distinct nodes"
+    if any(node not in index.nodes for node in choice_ids):
+        return "an option is not a node of the KG"
+    if [index.nodes[node].label for node in choice_ids] != row["choices"]:
+        return "choice texts do not match their node labels"
+    for i in range(N_OPTIONS):
+        for j in range(i + 1, N_OPTIONS):
+            if reads_alike(index, choice_ids[i], choice_ids[j]):
+                return f"options {'ABCD'[i]} and {'ABCD'[j]} read alike"
+    query = Query(row["query_kind"], row["query_subject_id"], row["query_relation_id"], row["query_object_id"],
+                  row["query_relation2_id"])
+    truths = query.truths(index)
+    answer = row["answer"]
+    if not 0 <= answer < N_OPTIONS:
+        return f"answer {answer} is not a letter"
+    gold = choice_ids[answer]
+    if gold not in truths:
+        return f"gold {gold} is not entailed by the KG"
+    for i, node in enumerate(choice_ids):
+        if i != answer and node in truths:
+            return f"distractor {'ABCD'[i]} ({node}) is entailed by the KG"
+    provenance = row["provenance"]
+    if not provenance or set(provenance) != set(query.proof(index, gold)):
+        return "provenance does not prove the gold"
+    request = requests.get(row["request_id"])
+    if request is None:
+        return "unknown request"
+    return _check_target(index, request, row, query)
+
+
+def _check_target(index: KgIndex, request: dict, row: dict, query: Query) -> str | None:
+    target, choice_ids = row["target"], row["choice_ids"]
+    new = request["target_new_id"]
+    if row["role"] == "q_minus":
+        return None if target == row["answer"] else "a Q− row's target must be its answer"
+    if row["probe_type"] in ("direct", "conflict"):
+        ok = 0 <= target < N_OPTIONS and choice_ids[target] == new
+        return None if ok else "target is not the request's new object"
+    if row["probe_type"] == "reverse":
+        return None if target == -1 else "a reverse row's target must be undecided (-1)"
+    if target == -1:
+        return None
+    if not 0 <= target < N_OPTIONS:
+        return f"target {target} is not a letter"
+    chosen = choice_ids[target]
+    if query.kind == CHAIN:
+        ok = chosen in index.values(new, query.relation2_id)  # type: ignore[arg-type]
+    elif query.kind == PEER:
+        ok = index.holds(chosen, query.relation_id, new) and chosen != query.subject_id
+    else:
+        ok = False
+    return None if ok else "target does not follow from the request's new object"
