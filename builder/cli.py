@@ -11,11 +11,13 @@ from . import __version__
 from .build import SHIPPED_DOMAINS, BuildConfig, default_kg_path, run_build, shipped_kg_paths
 from .errors import KsUserError
 from .formats import FORMAT_ALIASES, parse_format_name
+from .verify import verify_folder
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ks-build",
+        usage="ks-build [--kg FILE ...] --out DIR [options]\n       ks-build verify DIR",
         description="Build a KnowledgeSmith dataset from one or more knowledge graphs: RDF (Turtle, N-Triples, "
                     "N-Quads, TriG, RDF/XML, N3, JSON-LD) or JSON (node-link, triple lists, nodes with "
                     "level/parent). Writes nodes.parquet, triples.parquet, relations.parquet and manifest.json.",
@@ -63,7 +65,39 @@ def _contexts(pairs: Sequence[str]) -> dict[str, Path]:
     return contexts
 
 
+def _verify_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ks-build verify",
+        description="Re-prove every MCQ row of a build from its ids against the build's KG tables: gold entailed, "
+                    "no distractor entailed, four distinct options that do not read alike, provenance, and a target "
+                    "consistent with the request. Exits 1 naming the rows that fail.")
+    parser.add_argument("folder", type=Path, metavar="DIR", help="a folder written by ks-build")
+    parser.add_argument("--show", type=int, default=20, metavar="N", help="failing rows to list (default 20)")
+    return parser
+
+
+def verify_main(argv: Sequence[str]) -> int:
+    args = _verify_parser().parse_args(argv)
+    try:
+        report = verify_folder(args.folder)
+    except KsUserError as exc:
+        print(f"ks-build verify: error: {exc.format()}", file=sys.stderr)
+        return exc.exit_code
+    if report.ok:
+        print(f"{args.folder}: all {report.rows} MCQ rows verified")
+        return 0
+    print(f"{args.folder}: {len(report.failures)} of {report.rows} MCQ rows fail verification", file=sys.stderr)
+    for row_id, reason in report.failures[:args.show]:
+        print(f"  {row_id}: {reason}", file=sys.stderr)
+    if len(report.failures) > args.show:
+        print(f"  … and {len(report.failures) - args.show} more", file=sys.stderr)
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "verify":
+        return verify_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.kg:
@@ -96,6 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     if not args.quiet:
         _print_summary(manifest, args.out)
+    verified = manifest.get("verify")
+    if verified is not None and not verified["ok"]:  # a bug of ours, never a user mistake: say so loudly
+        print(f"ks-build: error: {verified['failures']} MCQ rows fail verification (see manifest.json 'verify'); "
+              "please report this", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -107,6 +146,24 @@ def _print_summary(manifest: dict, out: Path) -> None:
           f"max depth {counts['max_depth']}", file=sys.stderr)
     for warning in manifest["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
+    benchmark = manifest.get("benchmark")
+    if benchmark:
+        print(summary_table(benchmark), file=sys.stderr)
+        print("requests: " + ", ".join(f"{level} {r['requests']} (k ≤ {r['largest_k']})"
+                                        for level, r in benchmark["requests_per_level"].items()), file=sys.stderr)
+        letters = benchmark["letters"]
+        print(f"{benchmark['mcq_rows']} MCQ rows, gold letters " + " ".join(f"{k} {v}" for k, v in letters.items())
+              + f"; verified: {manifest['verify']['ok']}", file=sys.stderr)
+
+
+def summary_table(benchmark: dict) -> str:
+    """MCQ rows per level × probe type, as a polars table."""
+    import polars as pl
+
+    per = benchmark["mcq_per_level_and_probe_type"]
+    frame = pl.DataFrame([{"level": level, **counts, "total": sum(counts.values())} for level, counts in per.items()])
+    with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_rows=10, tbl_cols=12):
+        return str(frame)
 
 
 if __name__ == "__main__":
