@@ -47,6 +47,8 @@ class KgIndex:
     _holders: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     _single: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     _kind_pools: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
+    _names: dict[str, list[str]] = field(default_factory=dict)
+    _siblings: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
     _descendants: dict[str, set[str]] = field(default_factory=dict)
 
     @classmethod
@@ -121,6 +123,22 @@ class KgIndex:
                 if inverse is not None:
                     found |= self.objects.get((o, inverse), frozenset())
             self._holders[key] = found
+        return found
+
+    def folded_names(self, node: str) -> list[str]:
+        """Label and aliases, case-folded, for "reads alike" checks (memoised)."""
+        found = self._names.get(node)
+        if found is None:
+            info = self.nodes[node]
+            found = self._names[node] = [name.casefold() for name in (info.label, *info.aliases)]
+        return found
+
+    def sibling_pool(self, node: str) -> list[str]:
+        """Every child of the node's parents, sorted, the node included (memoised per set of parents)."""
+        parents = tuple(self.nodes[node].parents)
+        found = self._siblings.get(parents)
+        if found is None:
+            found = self._siblings[parents] = sorted({c for p in parents for c in self.children.get(p, ())})
         return found
 
     def single_valued_facts(self, s: str) -> list[tuple[str, str]]:

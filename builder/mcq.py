@@ -13,10 +13,11 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pyarrow as pa
+from rapidfuzz import fuzz, process
 
 from .kgindex import KgIndex
 from .probes import ProbeSpec
-from .requests import Request, seeded_rng, similar
+from .requests import SIMILAR, Request, seeded_rng
 
 N_OPTIONS = 4
 DRAW_ATTEMPTS = 64  # distractor draws per probe before giving up
@@ -56,13 +57,12 @@ class DraftRow:
     provenance: list[str]
 
 
-def names(index: KgIndex, node: str) -> list[str]:
-    info = index.nodes[node]
-    return [info.label, *info.aliases]
-
-
 def reads_alike(index: KgIndex, a: str, b: str) -> bool:
-    return any(similar(x, y) for x in names(index, a) for y in names(index, b))
+    """Do any label or alias of `a` and of `b` read alike (rapidfuzz ratio ≥ 90, case-folded)? One C call per
+    name of `a` against all names of `b`."""
+    others = index.folded_names(b)
+    return any(process.extractOne(name, others, scorer=fuzz.ratio, processor=None, score_cutoff=SIMILAR) is not None
+               for name in index.folded_names(a))
 
 
 def draft_row(index: KgIndex, spec: ProbeSpec, request: Request, seed: int) -> DraftRow | str:

@@ -15,6 +15,7 @@ For a request (s, r, o → o*) — our definitions, see README "Probe types":
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 from .kgindex import KgIndex
@@ -101,6 +102,20 @@ class ProbeSpec:
         return f"{self.request_id}/{self.probe_type}/{self.number}"
 
 
+class SiblingsAndSelf:
+    """`x in SiblingsAndSelf(family, s)`: membership in a sorted sibling list by bisection, without building a set."""
+
+    def __init__(self, family: list[str], node: str) -> None:
+        self.family = family
+        self.node = node
+
+    def __contains__(self, item: object) -> bool:
+        if item == self.node:
+            return True
+        at = bisect.bisect_left(self.family, item)  # type: ignore[type-var]
+        return at < len(self.family) and self.family[at] == item
+
+
 class ProbeBuilder:
     def __init__(self, index: KgIndex, templates: TemplateLibrary, seed: int) -> None:
         self.index = index
@@ -136,7 +151,7 @@ class ProbeBuilder:
         specs = []
         for i, phrasing in enumerate(self.phrasings(r, "question")[:3]):
             question = self.templates.render_probe(
-                "direct", question=phrasing.render(q.request_id, subject=self.label(s), object=self.label(o)))
+                "direct", question=phrasing.render_cached(self.label(s), self.label(o), q.request_id))
             specs.append(ProbeSpec(q.request_id, "direct", "q_plus", i, question, phrasing.template_id,
                                    Query(OBJECT, s, r), gold=o, target=new, pool=self.index.same_kind(o),
                                    include=[new], distance=0))
@@ -146,7 +161,7 @@ class ProbeBuilder:
         s, r, o = q.subject_id, q.relation_id, q.target_true_id
         phrasing = self._pick(self.phrasings(r, "reverse"), q.request_id, "reverse")
         question = self.templates.render_probe(
-            "reverse", reverse_question=phrasing.render(q.request_id, subject=self.label(s), object=self.label(o)))
+            "reverse", reverse_question=phrasing.render_cached(self.label(s), self.label(o), q.request_id))
         return [ProbeSpec(q.request_id, "reverse", "q_plus", 0, question, phrasing.template_id,
                           Query(SUBJECT, None, r, o), gold=s, target=None, pool=self.index.same_kind(s), distance=0)]
 
@@ -164,7 +179,7 @@ class ProbeBuilder:
             q.request_id, subject=self.label(s), object=self.label(o))
         phrasing = self._pick(self.phrasings(r2, "question"), q.request_id, "hop2")
         question = self.templates.render_probe(
-            "multi_hop", second_hop_question=phrasing.render(q.request_id, subject=noun, object=self.label(x)))
+            "multi_hop", second_hop_question=phrasing.render_cached(noun, self.label(x), q.request_id))
         return [ProbeSpec(q.request_id, "multi_hop", "q_plus", 0, question, phrasing.template_id,
                           Query(CHAIN, s, r, None, r2), gold=x, target=target, pool=index.same_kind(x),
                           include=[target] if target is not None and target != x else [], distance=1)]
@@ -182,7 +197,7 @@ class ProbeBuilder:
         target = seeded_rng(self.seed, "peer-after", q.request_id).choice(after) if after else None
         phrasing = self._pick(self.phrasings(r, "same"), q.request_id, "same")
         question = self.templates.render_probe(
-            "comparison", same_question=phrasing.render(q.request_id, subject=self.label(s), object=self.label(o)))
+            "comparison", same_question=phrasing.render_cached(self.label(s), self.label(o), q.request_id))
         pool = [c for c in index.same_kind(s) if c != s]
         return [ProbeSpec(q.request_id, "comparison", "q_plus", 0, question, phrasing.template_id,
                           Query(PEER, s, r), gold=gold, target=target, pool=pool,
@@ -194,8 +209,8 @@ class ProbeBuilder:
         statement = self._pick(self.phrasings(r, "statement"), q.request_id, "statement")
         question = self._pick(self.phrasings(r, "question"), q.request_id, "conflict")
         text = self.templates.render_probe(
-            "conflict", context=statement.render(q.request_id, subject=self.label(s), object=self.label(new)),
-            question=question.render(q.request_id, subject=self.label(s), object=self.label(o)))
+            "conflict", context=statement.render_cached(self.label(s), self.label(new), q.request_id),
+            question=question.render_cached(self.label(s), self.label(o), q.request_id))
         specs.append(ProbeSpec(q.request_id, "conflict", "q_plus", 0, text, question.template_id,
                                Query(OBJECT, s, r), gold=o, target=new, pool=self.index.same_kind(o), include=[new],
                                distance=0))
@@ -209,8 +224,8 @@ class ProbeBuilder:
                 question = self._pick(self.phrasings(r2, "question"), q.request_id, "conflict-")
                 text = self.templates.render_probe(
                     "conflict",
-                    context=statement.render(q.request_id, subject=self.label(s2), object=self.label(misleading)),
-                    question=question.render(q.request_id, subject=self.label(s2), object=self.label(o2)))
+                    context=statement.render_cached(self.label(s2), self.label(misleading), q.request_id),
+                    question=question.render_cached(self.label(s2), self.label(o2), q.request_id))
                 specs.append(ProbeSpec(q.request_id, "conflict", "q_minus", 1, text, question.template_id,
                                        Query(OBJECT, s2, r2), gold=o2, target=o2, pool=self.index.same_kind(o2),
                                        include=[misleading], distance=distance))
@@ -225,7 +240,7 @@ class ProbeBuilder:
             s2, r2, o2, distance = fact
             phrasing = self._pick(self.phrasings(r2, "question"), q.request_id, f"contextual-{stratum}")
             question = self.templates.render_probe(
-                "contextual", question=phrasing.render(q.request_id, subject=self.label(s2), object=self.label(o2)))
+                "contextual", question=phrasing.render_cached(self.label(s2), self.label(o2), q.request_id))
             specs.append(ProbeSpec(q.request_id, "contextual", "q_minus", number, question, phrasing.template_id,
                                    Query(OBJECT, s2, r2), gold=o2, target=o2, pool=self.index.same_kind(o2),
                                    distance=distance))
@@ -248,12 +263,14 @@ class ProbeBuilder:
         s = q.subject_id
         info = index.nodes[s]
         rng = seeded_rng(self.seed, purpose, stratum, q.request_id)
-        siblings = sorted({c for p in info.parents for c in index.children.get(p, ()) if c != s})
+        family = index.sibling_pool(s)
         if stratum == "sibling":
-            pool, exclude = siblings, set()
+            at = bisect.bisect_left(family, s)
+            pool = family[:at] + family[at + 1:] if at < len(family) and family[at] == s else family
+            exclude: set[str] | frozenset[str] = frozenset()
         elif stratum == "branch":
             pool = self.subjects_by_branch.get(info.branch, []) if info.branch else []
-            exclude = set(siblings) | {s}
+            exclude = SiblingsAndSelf(family, s)
         else:
             pool, exclude = self.subjects_with_facts, {s}
         for _ in range(min(len(pool), 24)):

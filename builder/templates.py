@@ -8,7 +8,7 @@ variable is an error naming the template and its line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,9 +31,19 @@ class Phrasing:
 
     template_id: str
     template: jinja2.Template
+    cache: dict[tuple[str, str], str] = field(default_factory=dict, compare=False, hash=False)
 
     def render(self, where: str = "", **variables: Any) -> str:
         return _render(self.template, self.template_id, variables, where)
+
+    def render_cached(self, subject: str, obj: str, where: str = "") -> str:
+        """`render(subject=…, object=…)`, memoised: the same fact is phrased for many probes."""
+        key = (subject, obj)
+        text = self.cache.get(key)
+        if text is None:
+            text = self.cache[key] = _render(self.template, self.template_id, {"subject": subject, "object": obj},
+                                             where)
+        return text
 
 
 class TemplateLibrary:
@@ -60,6 +70,7 @@ class TemplateLibrary:
                 if (extra_dir / f"{probe_type}.jinja").is_file():
                     self._load_probe_template(extra_dir / f"{probe_type}.jinja", probe_type)
         self._cache: dict[tuple[str, str, str], list[Phrasing]] = {}
+        self._probe_cache: dict[tuple, str] = {}
 
     # -- loading ---------------------------------------------------------------------------------------------------
 
@@ -122,7 +133,13 @@ class TemplateLibrary:
         return out
 
     def render_probe(self, probe_type: str, **variables: Any) -> str:
-        return _render(self.probe_templates[probe_type], str(self.probe_files[probe_type]), variables, "").strip()
+        """The probe's text (memoised on its variables, which are strings)."""
+        key = (probe_type, *sorted(variables.items()))
+        text = self._probe_cache.get(key)
+        if text is None:
+            text = _render(self.probe_templates[probe_type], str(self.probe_files[probe_type]), variables, "").strip()
+            self._probe_cache[key] = text
+        return text
 
 
 def label_form(label: str) -> str:
