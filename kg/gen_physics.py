@@ -162,7 +162,7 @@ class Relation:
     label: str
     domain: str
     range: str  # "ph:Class" or "xsd:type"
-    phrase: str  # how a fact reads, for kg/physics.md
+    phrase: str  # how a fact reads, for the physics section of kg/README.md
     inverse: str | None = None
     functional: bool = False
     symmetric: bool = False
