@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -45,6 +46,7 @@ class BuildConfig:
     mcq: bool = True  # go on from the KG tables to requests and MCQ rows
     templates: Path | None = None
     max_k: int = 10_000
+    workers: int = field(default_factory=lambda: max(1, min(os.cpu_count() or 1, 8)))
 
 
 @dataclass
@@ -115,7 +117,7 @@ def run_build(config: BuildConfig) -> dict[str, object]:
     benchmark = None
     if config.mcq:
         benchmark = build_benchmark(kg, domain, seed=config.seed, templates_dir=config.templates,
-                                    max_k=config.max_k, progress=config.progress)
+                                    max_k=config.max_k, progress=config.progress, workers=config.workers)
     with atomic_directory(config.out) as staging:
         files = {}
         tables = [("nodes", kg.nodes), ("triples", kg.triples), ("relations", kg.relations)]

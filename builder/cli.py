@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
                              "add to or replace the shipped ones")
     parser.add_argument("--max-k", type=int, default=10_000, metavar="N",
                         help="largest request set per level (default 10000; sets are nested 1 ⊂ 10 ⊂ … ⊂ N)")
+    parser.add_argument("--workers", type=int, default=max(1, min(os.cpu_count() or 1, 8)), metavar="N",
+                        help="processes for the probe and MCQ stage, partitioned by request (default: the number of "
+                             "CPUs, at most 8); the output does not depend on it")
     parser.add_argument("--no-mcq", action="store_true",
                         help="stop after the KG tables (nodes, triples, relations): no requests, probes or MCQ")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary")
@@ -120,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             mcq=not args.no_mcq,
             templates=args.templates,
             max_k=args.max_k,
+            workers=max(1, args.workers),
         )
         manifest = run_build(config)
     except KsUserError as exc:
