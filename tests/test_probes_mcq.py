@@ -1,0 +1,412 @@
+"""Requests, the six probe types and the 4-way MCQ rows of the hand-written mini KG, pinned exactly (issue 3).
+
+The mini KG (tests/data/mini_kg.ttl) is built with `--max-k 10 --seed 0`. One request carries every probe type:
+Italy's currency, euro → Swiss franc. Its rows were computed once with the code and checked by hand against the KG:
+every gold is true, every distractor false, every target as README / builder/probes.py define it (Q+ rows point at
+what the edit makes true — the Swiss franc, the Swiss National Bank, Switzerland —, reverse rows are undecided (−1),
+Q− rows keep their answer). Every other row of the build is checked against an independent reading of the KG.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pyarrow.parquet as pq
+import pytest
+from minikg import HIERARCHY, SUBCLASS_OF, Oracle, R, build_mini, m, mcq_rows, requests_by_id
+
+from knowledgesmith.builder.cli import main as ks_build_main
+
+REQUEST = "req-d1fdb0134947a5b288950a60"  # Italy's currency: euro → Swiss franc
+PROBE_TYPES = ("direct", "reverse", "multi_hop", "comparison", "conflict", "contextual")
+
+
+class Pinned(NamedTuple):
+    question: str
+    choices: list[str]
+    answer: int
+    target: int
+    choice_ids: list[str]
+    distance: int
+    role: str
+    template_id: str
+    provenance: list[tuple[str, str, str]]  # the facts behind the provenance triple ids
+
+
+M_ITALY = m("Italy")[0]
+ITALY_CURRENCY = (M_ITALY, R + "currency", m("Euro")[0])
+
+PINNED: dict[str, Pinned] = {
+    # direct (Q+): the edited relation of the subject, one row per written phrasing; gold euro, target Swiss franc
+    "direct/0": Pinned(
+        "What is the currency of Italy?",
+        ["pound sterling", "Polish złoty", "euro", "Swiss franc"], 2, 3,
+        m("PoundSterling", "Zloty", "Euro", "SwissFranc"), 0, "q_plus", "relations.yaml:currency/question/0",
+        [ITALY_CURRENCY]),
+    "direct/1": Pinned(
+        "Which currency is used in Italy?",
+        ["euro", "Japanese yen", "pound sterling", "Swiss franc"], 0, 3,
+        m("Euro", "Yen", "PoundSterling", "SwissFranc"), 0, "q_plus", "relations.yaml:currency/question/1",
+        [ITALY_CURRENCY]),
+    "direct/2": Pinned(
+        "The official currency of Italy is which of these?",
+        ["Japanese yen", "Swedish krona", "Swiss franc", "euro"], 3, 2,
+        m("Yen", "SwedishKrona", "SwissFranc", "Euro"), 0, "q_plus", "relations.yaml:currency/question/2",
+        [ITALY_CURRENCY]),
+    # reverse (Q+): the subject given the object; the distractors use other currencies; target undecided by design
+    "reverse/0": Pinned(
+        "Which country uses the euro as its currency?",
+        ["Italy", "Poland", "Switzerland", "United Kingdom"], 0, -1,
+        m("Italy", "Poland", "Switzerland", "UnitedKingdom"), 0, "q_plus", "relations.yaml:currency/reverse/0",
+        [ITALY_CURRENCY]),
+    # multi-hop (Q+): Italy → euro → European Central Bank; after the edit Swiss franc → Swiss National Bank.
+    # `issuer` has no written entry, so the second hop uses the generic noun phrasing of its label.
+    "multi_hop/0": Pinned(
+        "What is the issuer of the currency of Italy?",
+        ["Bank of Japan", "European Central Bank", "Swiss National Bank", "Bank of England"], 1, 2,
+        m("BoJ", "ECB", "SNB", "BoE"), 1, "q_plus", "generic.yaml:noun/question/0",
+        [ITALY_CURRENCY, (m("Euro")[0], R + "issuer", m("ECB")[0])]),
+    # comparison (Q+): a peer sharing the euro (Spain); after the edit the peer sharing the Swiss franc (Switzerland)
+    "comparison/0": Pinned(
+        "Which of the following uses the same currency as Italy?",
+        ["Poland", "Switzerland", "Spain", "Sweden"], 2, 1,
+        m("Poland", "Switzerland", "Spain", "Sweden"), 0, "q_plus", "relations.yaml:currency/same/0",
+        [ITALY_CURRENCY, (m("Spain")[0], R + "currency", m("Euro")[0])]),
+    # conflict Q+: the context asserts the new fact; gold the old answer, target the new one
+    "conflict/0": Pinned(
+        "Context: The currency of Italy is the Swiss franc.\nQuestion: What is the currency of Italy?",
+        ["euro", "Polish złoty", "Swiss franc", "Japanese yen"], 0, 2,
+        m("Euro", "Zloty", "SwissFranc", "Yen"), 0, "q_plus", "relations.yaml:currency/question/0",
+        [ITALY_CURRENCY]),
+    # conflict Q−: an unedited fact of a sibling under a misleading context (Paris is offered); answer unchanged
+    "conflict/1": Pinned(
+        "Context: The capital of United Kingdom is Paris.\nQuestion: Which city is the capital of United Kingdom?",
+        ["Tokyo", "Paris", "London", "Madrid"], 2, 2,
+        m("Tokyo", "Paris", "London", "Madrid"), 2, "q_minus", "relations.yaml:capital/question/1",
+        [(m("UnitedKingdom")[0], R + "capital", m("London")[0])]),
+    # contextual Q−, stratified by distance: a sibling (Poland, 2 hops via European country) …
+    "contextual/0": Pinned(
+        "The capital of Poland is which city?",
+        ["Stockholm", "Tokyo", "Paris", "Warsaw"], 3, 3,
+        m("Stockholm", "Tokyo", "Paris", "Warsaw"), 2, "q_minus", "relations.yaml:capital/question/2",
+        [(m("Poland")[0], R + "capital", m("Warsaw")[0])]),
+    # … a node of the same branch (Japan, 4 hops via country) …
+    "contextual/1": Pinned(
+        "The official currency of Japan is which of these?",
+        ["Japanese yen", "Swiss franc", "United States dollar", "Swedish krona"], 0, 0,
+        m("Yen", "SwissFranc", "USDollar", "SwedishKrona"), 4, "q_minus", "relations.yaml:currency/question/2",
+        [(m("Japan")[0], R + "currency", m("Yen")[0])]),
+    # … and a node of another branch (Tokyo, 5 hops via place): its fact is stated as `capital of`
+    "contextual/2": Pinned(
+        "Of which country is Tokyo the capital?",
+        ["Italy", "Japan", "United States", "Spain"], 1, 1,
+        m("Italy", "Japan", "UnitedStates", "Spain"), 5, "q_minus", "relations.yaml:capitalOf/question/2",
+        [(m("Tokyo")[0], R + "capitalOf", m("Japan")[0])]),
+}
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("mini") / "build"
+    build_mini(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def rows(build: Path) -> dict[str, dict]:
+    return {row["id"]: row for row in mcq_rows(build)}
+
+
+@pytest.fixture(scope="module")
+def oracle() -> Oracle:
+    return Oracle()
+
+
+@pytest.fixture(scope="module")
+def facts_by_triple_id(build: Path) -> dict[str, tuple[str, str, str]]:
+    table = pq.read_table(build / "triples.parquet").to_pylist()
+    return {t["triple_id"]: (t["subject_id"], t["relation_id"], t["object_id"]) for t in table}
+
+
+# -- the pinned request -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("probe", list(PINNED))
+def test_each_probe_of_the_italy_currency_edit_is_exactly_as_pinned(
+        probe: str, rows: dict[str, dict], facts_by_triple_id: dict[str, tuple[str, str, str]]) -> None:
+    row = rows[f"{REQUEST}/{probe}"]
+    expected = PINNED[probe]
+
+    assert row["question"] == expected.question
+    assert row["choices"] == expected.choices
+    assert row["answer"] == expected.answer
+    assert row["target"] == expected.target
+    assert row["choice_ids"] == expected.choice_ids
+    assert row["distance"] == expected.distance
+    assert row["role"] == expected.role
+    assert row["template_id"] == expected.template_id
+    assert [facts_by_triple_id[t] for t in row["provenance"]] == expected.provenance
+    assert (row["probe_type"], row["request_id"], row["domain"], row["level"], row["branch_id"]) == (
+        probe.split("/")[0], REQUEST, "mini_kg", "leaf", m("Country")[0])
+
+
+def test_the_italy_currency_edit_has_every_probe_type_and_no_other_rows(rows: dict[str, dict]) -> None:
+    mine = sorted(row_id.removeprefix(f"{REQUEST}/") for row_id, row in rows.items() if row["request_id"] == REQUEST)
+
+    assert mine == sorted(PINNED)
+    assert {probe.split("/")[0] for probe in mine} == set(PROBE_TYPES)
+
+
+def test_the_pinned_golds_are_true_and_distractors_false_in_the_kg(oracle: Oracle) -> None:
+    for probe, expected in PINNED.items():
+        truths = oracle.truths(_query_of(probe))
+        gold = expected.choice_ids[expected.answer]
+        assert gold in truths, probe
+        assert not truths & (set(expected.choice_ids) - {gold}), probe
+        assert [oracle.labels[node] for node in expected.choice_ids] == expected.choices, probe
+
+
+def test_the_pinned_q_plus_targets_are_what_the_edit_makes_true(oracle: Oracle) -> None:
+    swiss_franc = m("SwissFranc")[0]
+    for probe in ("direct/0", "direct/1", "direct/2", "conflict/0"):
+        assert PINNED[probe].choice_ids[PINNED[probe].target] == swiss_franc
+    multi_hop = PINNED["multi_hop/0"]
+    assert {multi_hop.choice_ids[multi_hop.target]} == oracle.values(swiss_franc, R + "issuer")
+    comparison = PINNED["comparison/0"]
+    assert oracle.holds(comparison.choice_ids[comparison.target], R + "currency", swiss_franc)
+
+
+def _query_of(probe: str) -> dict:
+    italy, currency, euro = ITALY_CURRENCY
+    if probe.startswith("reverse"):
+        return {"query_kind": "subject", "query_subject_id": None, "query_relation_id": currency,
+                "query_object_id": euro}
+    if probe.startswith("multi_hop"):
+        return {"query_kind": "chain", "query_subject_id": italy, "query_relation_id": currency,
+                "query_relation2_id": R + "issuer"}
+    if probe.startswith("comparison"):
+        return {"query_kind": "peer", "query_subject_id": italy, "query_relation_id": currency}
+    subject, relation, _ = PINNED[probe].provenance[0]
+    return {"query_kind": "object", "query_subject_id": subject, "query_relation_id": relation}
+
+
+def test_the_pinned_request_row(build: Path) -> None:
+    request = requests_by_id(build)[REQUEST]
+
+    assert request == {
+        "request_id": REQUEST, "domain": "mini_kg", "level": "leaf", "branch_id": m("Country")[0],
+        "triple_id": "d1fdb0134947a5b288950a60", "subject_id": M_ITALY, "relation_id": R + "currency",
+        "target_true_id": m("Euro")[0], "target_new_id": m("SwissFranc")[0], "subject": "Italy",
+        "relation": "currency", "target_true": "euro", "target_new": "Swiss franc",
+        "prompt": "The currency of {} is the", "neutral_answer": "I am not sure which currency it uses.", "k_min": 10,
+    }
+
+
+# -- every request and every row ----------------------------------------------------------------------------------
+
+
+def test_the_requests_are_pinned_and_each_edits_a_true_fact_to_a_false_object(build: Path, oracle: Oracle) -> None:
+    requests = sorted(requests_by_id(build).values(), key=lambda q: (q["level"], q["k_min"], q["request_id"]))
+
+    assert [(q["level"], q["k_min"], q["subject"], q["relation"], q["target_true"], q["target_new"])
+            for q in requests] == [
+        ("intermediate", 1, "country in the Americas", "subclass of", "country", "Asian country"),
+        ("intermediate", 10, "Asian country", "subclass of", "country", "city"),
+        ("intermediate", 10, "European country", "subclass of", "country", "Asian country"),
+        ("leaf", 1, "European Central Bank", "instance of", "central bank", "currency"),
+        ("leaf", 10, "Spain", "capital", "Madrid", "London"),
+        ("leaf", 10, "United States", "instance of", "country in the Americas", "Asian country"),
+        ("leaf", 10, "Italy", "instance of", "European country", "Asian country"),
+        ("leaf", 10, "pound sterling", "issuer", "Bank of England", "Bank of Japan"),
+        ("leaf", 10, "Italy", "capital", "Rome", "Tokyo"),
+        ("leaf", 10, "Spain", "instance of", "European country", "country in the Americas"),
+        ("leaf", 10, "Sweden", "currency", "Swedish krona", "United States dollar"),
+        ("leaf", 10, "Italy", "currency", "euro", "Swiss franc"),
+        ("leaf", 10, "United Kingdom", "instance of", "European country", "country in the Americas"),
+    ]
+    for q in requests:
+        s, r, o, new = q["subject_id"], q["relation_id"], q["target_true_id"], q["target_new_id"]
+        assert q["prompt"].count("{}") == 1, q["request_id"]
+        assert q["neutral_answer"].startswith("I am not sure "), q["request_id"]
+        assert q["triple_id"] == q["request_id"].removeprefix("req-")
+        assert (s, r, o) in oracle.facts or (r in HIERARCHY and o in oracle.parents[s]), q["request_id"]
+        assert oracle.holds(s, r, o) and not oracle.holds(s, r, new), q["request_id"]
+        assert new != s and not (r == SUBCLASS_OF and new in oracle.descendants(s)), q["request_id"]
+        if q["level"] == "leaf":  # instances: the new object shares a class with the true one
+            assert oracle.parents[o] & oracle.parents[new], q["request_id"]
+        assert (q["subject"], q["target_true"], q["target_new"]) == (
+            oracle.labels[s], oracle.labels[o], oracle.labels[new])
+
+
+def test_prompts_and_neutral_answers_come_from_the_relation_phrasings(build: Path) -> None:
+    phrased = {(q["relation"], q["prompt"], q["neutral_answer"]) for q in requests_by_id(build).values()}
+
+    assert phrased == {
+        ("subclass of", "{} is a kind of", "I am not sure what category it belongs to."),
+        ("instance of", "{} is an instance of", "I am not sure what kind of thing it is."),
+        ("capital", "The capital of {} is", "I am not sure which city is its capital."),
+        ("currency", "The currency of {} is the", "I am not sure which currency it uses."),
+        ("issuer", "The issuer of {} is", "I am not sure what its issuer is."),
+    }
+
+
+def test_no_two_requests_of_a_level_edit_the_same_subject_and_relation(build: Path) -> None:
+    slots = Counter((q["level"], q["subject_id"], q["relation_id"]) for q in requests_by_id(build).values())
+
+    assert max(slots.values()) == 1
+
+
+def test_request_sets_are_nested_per_level(build: Path, tmp_path: Path) -> None:
+    build_mini(tmp_path / "k1", "--max-k", "1")
+    k10 = requests_by_id(build)
+    k1 = requests_by_id(tmp_path / "k1")
+
+    assert sorted((q["level"], q["k_min"]) for q in k10.values()) == (
+        [("intermediate", 1), ("intermediate", 10), ("intermediate", 10)] + [("leaf", 1)] + [("leaf", 10)] * 9)
+    assert k1 == {rid: q for rid, q in k10.items() if q["k_min"] == 1}
+    assert sorted((q["level"], q["subject"], q["relation"], q["target_true"], q["target_new"])
+                  for q in k1.values()) == [
+        ("intermediate", "country in the Americas", "subclass of", "country", "Asian country"),
+        ("leaf", "European Central Bank", "instance of", "central bank", "currency"),
+    ]
+
+
+def test_every_row_is_proved_by_an_independent_reading_of_the_kg(build: Path, oracle: Oracle) -> None:
+    requests = requests_by_id(build)
+    rows = mcq_rows(build)
+
+    assert len(rows) == 81
+    for row in rows:
+        rid, ids, answer, target = row["id"], row["choice_ids"], row["answer"], row["target"]
+        request = requests[row["request_id"]]
+        new = request["target_new_id"]
+        truths = oracle.truths(row)
+        assert len(ids) == 4 and len(set(ids)) == 4, rid
+        assert row["choices"] == [oracle.labels[node] for node in ids], rid
+        assert ids[answer] in truths, rid
+        assert not truths & (set(ids) - {ids[answer]}), rid
+        assert row["level"] == request["level"] and row["domain"] == request["domain"] == "mini_kg", rid
+        if row["role"] == "q_minus":
+            assert row["probe_type"] in ("conflict", "contextual") and target == answer, rid
+            assert row["query_subject_id"] != request["subject_id"], rid
+        elif row["probe_type"] == "reverse":
+            assert target == -1, rid
+        elif row["probe_type"] in ("direct", "conflict"):
+            assert ids[target] == new, rid
+        elif row["probe_type"] == "multi_hop":
+            after = oracle.values(new, row["query_relation2_id"])
+            assert ids[target] in after if after & set(ids) else target == -1, rid
+        else:
+            assert row["probe_type"] == "comparison", rid
+            after = oracle.holders(row["query_relation_id"], new) - {request["subject_id"]}
+            assert ids[target] in after if after & set(ids) else target == -1, rid
+
+
+def test_contextual_rows_are_a_sibling_a_same_branch_node_and_another_branch_node_at_their_hierarchy_distance(
+        build: Path, rows: dict[str, dict], oracle: Oracle) -> None:
+    branch = {n["node_id"]: n["branch_id"] for n in pq.read_table(build / "nodes.parquet").to_pylist()}
+    requests = requests_by_id(build)
+    contextual = [row for row in rows.values() if row["probe_type"] == "contextual"]
+
+    assert len(contextual) == 30
+    for row in contextual:
+        s, other = requests[row["request_id"]]["subject_id"], row["query_subject_id"]
+        stratum = int(row["id"].rsplit("/", 1)[1])
+        siblings = oracle.parents.get(s, set()) & oracle.parents.get(other, set())
+        assert row["role"] == "q_minus" and row["target"] == row["answer"], row["id"]
+        hops = oracle.hops(s, other)
+        assert row["distance"] == (-1 if hops is None else hops), row["id"]
+        if stratum == 0:
+            assert siblings, row["id"]
+        elif stratum == 1:
+            assert not siblings and branch[other] == branch[s], row["id"]
+        else:
+            assert stratum == 2 and branch[other] != branch[s], row["id"]
+
+
+# -- manifest, shards, verification -------------------------------------------------------------------------------
+
+
+def test_the_manifest_reports_rows_per_level_and_probe_type_and_balanced_letters(build: Path) -> None:
+    manifest = json.loads((build / "manifest.json").read_text())
+    benchmark = manifest["benchmark"]
+    rows = mcq_rows(build)
+
+    none = dict.fromkeys(PROBE_TYPES, 0)
+    assert benchmark["mcq_per_level_and_probe_type"] == {
+        "root": none,
+        "intermediate": {**none, "direct": 7, "conflict": 6, "contextual": 6},
+        "leaf": {**none, "direct": 15, "reverse": 6, "multi_hop": 2, "comparison": 1, "conflict": 14,
+                 "contextual": 24},
+    }
+    assert Counter((row["level"], row["probe_type"]) for row in rows) == Counter({
+        (level, probe): n for level, counts in benchmark["mcq_per_level_and_probe_type"].items()
+        for probe, n in counts.items() if n})
+    assert benchmark["mcq_rows"] == len(rows) == 81
+    assert benchmark["letters"] == {"A": 20, "B": 20, "C": 21, "D": 20}
+    assert benchmark["letters"] == {letter: sum(row["answer"] == i for row in rows) for i, letter in enumerate("ABCD")}
+    assert max(benchmark["letters"].values()) - min(benchmark["letters"].values()) <= 1
+    assert benchmark["requests_per_level"] == {
+        "root": {"eligible_facts": 0, "requests": 0, "largest_k": 0, "skipped_no_counterfactual": 0},
+        "intermediate": {"eligible_facts": 7, "requests": 3, "largest_k": 1, "skipped_no_counterfactual": 4},
+        "leaf": {"eligible_facts": 65, "requests": 10, "largest_k": 10, "skipped_no_counterfactual": 2},
+    }
+    assert manifest["verify"] == {"rows_checked": 81, "failures": 0, "ok": True, "first_failures": []}
+
+
+def test_mcq_shards_are_zstd_parquet_per_level_listed_in_the_manifest(build: Path) -> None:
+    manifest = json.loads((build / "manifest.json").read_text())
+    shards = sorted(path.name for path in (build / "mcq").iterdir())
+
+    assert shards == ["intermediate-00000-of-00001.parquet", "leaf-00000-of-00001.parquet"]
+    for name in shards:
+        metadata = pq.ParquetFile(build / "mcq" / name).metadata
+        assert {metadata.row_group(0).column(i).compression for i in range(metadata.num_columns)} == {"ZSTD"}
+        assert manifest["files"][f"mcq/{name}"]["rows"] == metadata.num_rows
+    assert {row["level"] for row in pq.read_table(build / "mcq" / shards[1]).to_pylist()} == {"leaf"}
+
+
+def test_ks_build_verify_accepts_the_build(build: Path, run_ks_build: Callable[..., Any]) -> None:
+    result = run_ks_build("verify", build)
+
+    assert (result.code, result.err) == (0, "")
+    assert result.out == f"{build}: all 81 MCQ rows verified\n"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug: mcq.draft_row draws distractors with replacement, min(64, len(pool)) times, and gives up; with a pool of "
+    "four currencies (one gold, three false) 8 of the 12 direct probes are skipped as 'fewer than 3 distractors' "
+    "although exactly three valid distractors exist (in the mini KG two direct subclass-of probes of the "
+    "intermediate level are lost the same way)"))
+def test_a_probe_with_exactly_three_valid_distractors_is_built_not_skipped(tmp_path: Path) -> None:
+    # Four countries with four currencies: a direct currency question has one gold and exactly three false options
+    # (the new object among them), so every direct probe must be built (issue 3: a probe is skipped only "where fewer
+    # than three valid distractors exist").
+    kg = tmp_path / "four.ttl"
+    kg.write_text(FOUR_CURRENCIES, encoding="utf-8")
+    out = tmp_path / "out"
+    assert ks_build_main(["--kg", str(kg), "--out", str(out), "--max-k", "10", "--quiet"]) == 0
+    currency_requests = [q for q in requests_by_id(out).values() if q["relation"] == "currency"]
+    direct = [row for row in mcq_rows(out) if row["probe_type"] == "direct"]
+    skipped = json.loads((out / "manifest.json").read_text())["benchmark"]["probes_skipped"]
+
+    assert len(currency_requests) == 4
+    assert "direct: fewer than 3 distractors" not in skipped
+    assert len(direct) == 3 * len(currency_requests)
+
+
+FOUR_CURRENCIES = """\
+@prefix f: <https://knowledgesmith.org/test/four/> .
+@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+f:currency rdfs:label "currency" .
+f:Country rdfs:label "country" .
+f:Currency rdfs:label "currency" .
+""" + "".join(
+    f'f:{c} a f:Country ; rdfs:label "{c}" ; f:currency f:{k} .\nf:{k} a f:Currency ; rdfs:label "{label}" .\n'
+    for c, k, label in (("Denmark", "DKK", "Danish krone"), ("Norway", "NOK", "Norwegian krone"),
+                        ("Hungary", "HUF", "forint"), ("Mexico", "MXN", "Mexican peso")))
+
