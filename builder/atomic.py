@@ -19,6 +19,9 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     """
     final = final.resolve()
     final.parent.mkdir(parents=True, exist_ok=True)
+    # Staging folders of builds that were killed (kill -9 skips every cleanup) are removed by the next build.
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
         yield staging

@@ -112,5 +112,6 @@ def build_benchmark(kg: KnowledgeGraph, domain: str, *, seed: int = 0, templates
                                          for level in LEVELS},
         "letters": {letter: letters.get(letter, 0) for letter in "ABCD"},
         "probes_skipped": dict(sorted(skipped.items())),
+        "templates_sha256": templates.sha256(),
     }
     return Benchmark(requests=requests_table(requests), mcq=mcq, report=report)

@@ -129,6 +129,7 @@ def run_build(config: BuildConfig) -> dict[str, object]:
             files[f"{name}.parquet"] = write_parquet(table, staging / f"{name}.parquet")
         manifest = _manifest(config, domain, kg, inputs, files)
         if benchmark is not None:
+            manifest["templates_sha256"] = benchmark.report.pop("templates_sha256")
             manifest["benchmark"] = benchmark.report
             manifest["verify"] = verify_folder(staging).summary()
         atomic_write_bytes(staging / "manifest.json", (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode())

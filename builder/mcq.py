@@ -82,19 +82,19 @@ def draft_row(index: KgIndex, spec: ProbeSpec, request: Request, seed: int) -> D
         options.append(node)
     pool = spec.pool
     rng = seeded_rng(seed, "distractors", spec.probe_id)
-    tried: set[str] = set(options)
-    for _ in range(min(DRAW_ATTEMPTS, len(pool))):
+    chosen_ids = set(options)
+    # Drawn without replacement, so a pool holding exactly three valid distractors always yields them.
+    for position in rng.sample(range(len(pool)), min(DRAW_ATTEMPTS, len(pool))):
         if len(options) == N_OPTIONS:
             break
-        candidate = pool[rng.randrange(len(pool))]
-        if candidate in tried:
-            continue
-        tried.add(candidate)
-        if candidate in truths or not index.nodes[candidate].label:
+        candidate = pool[position]
+        if candidate in chosen_ids or candidate in truths or candidate == spec.query.subject_id \
+                or not index.nodes[candidate].label:
             continue
         if any(reads_alike(index, candidate, chosen) for chosen in options):
             continue
         options.append(candidate)
+        chosen_ids.add(candidate)
     if len(options) < N_OPTIONS:
         return "fewer than 3 distractors"
     return DraftRow(spec, request, options, proof)

@@ -121,6 +121,7 @@ class ProbeBuilder:
         self.index = index
         self.templates = templates
         self.seed = seed
+        self.counts = templates.probe_counts
         self.subjects_with_facts = sorted(index.facts_by_subject)
         self.subjects_by_branch: dict[str, list[str]] = {}
         for node in self.subjects_with_facts:
@@ -149,7 +150,7 @@ class ProbeBuilder:
     def direct(self, q: Request) -> list[ProbeSpec]:
         s, r, o, new = q.subject_id, q.relation_id, q.target_true_id, q.target_new_id
         specs = []
-        for i, phrasing in enumerate(self.phrasings(r, "question")[:3]):
+        for i, phrasing in enumerate(self.phrasings(r, "question")[:self.counts["direct"]]):
             question = self.templates.render_probe(
                 "direct", question=phrasing.render_cached(self.label(s), self.label(o), q.request_id))
             specs.append(ProbeSpec(q.request_id, "direct", "q_plus", i, question, phrasing.template_id,
@@ -159,11 +160,14 @@ class ProbeBuilder:
 
     def reverse(self, q: Request) -> list[ProbeSpec]:
         s, r, o = q.subject_id, q.relation_id, q.target_true_id
-        phrasing = self._pick(self.phrasings(r, "reverse"), q.request_id, "reverse")
-        question = self.templates.render_probe(
-            "reverse", reverse_question=phrasing.render_cached(self.label(s), self.label(o), q.request_id))
-        return [ProbeSpec(q.request_id, "reverse", "q_plus", 0, question, phrasing.template_id,
-                          Query(SUBJECT, None, r, o), gold=s, target=None, pool=self.index.same_kind(s), distance=0)]
+        specs = []
+        for i, phrasing in enumerate(self.phrasings(r, "reverse")[:self.counts["reverse"]]):
+            question = self.templates.render_probe(
+                "reverse", reverse_question=phrasing.render_cached(self.label(s), self.label(o), q.request_id))
+            specs.append(ProbeSpec(q.request_id, "reverse", "q_plus", i, question, phrasing.template_id,
+                                   Query(SUBJECT, None, r, o), gold=s, target=None, pool=self.index.same_kind(s),
+                                   distance=0))
+        return specs
 
     def multi_hop(self, q: Request) -> list[ProbeSpec]:
         s, r, o, new = q.subject_id, q.relation_id, q.target_true_id, q.target_new_id
@@ -172,17 +176,20 @@ class ProbeBuilder:
         hops = [(r2, x) for r2, x in index.single_valued_facts(o) if x != s]
         if not hops:
             return []
-        r2, x = hops[int.from_bytes(seeded_key(self.seed, "hop", q.request_id), "big") % len(hops)]
-        after = index.values(new, r2)
-        target = min(after) if len(after) == 1 else None
+        hops = seeded_rng(self.seed, "hops", q.request_id).sample(hops, min(len(hops), self.counts["multi_hop"]))
         noun = self._pick(self.phrasings(r, "noun_phrase"), q.request_id, "noun").render(
             q.request_id, subject=self.label(s), object=self.label(o))
-        phrasing = self._pick(self.phrasings(r2, "question"), q.request_id, "hop2")
-        question = self.templates.render_probe(
-            "multi_hop", second_hop_question=phrasing.render_cached(noun, self.label(x), q.request_id))
-        return [ProbeSpec(q.request_id, "multi_hop", "q_plus", 0, question, phrasing.template_id,
-                          Query(CHAIN, s, r, None, r2), gold=x, target=target, pool=index.same_kind(x),
-                          include=[target] if target is not None and target != x else [], distance=1)]
+        specs = []
+        for i, (r2, x) in enumerate(hops):
+            after = index.values(new, r2)
+            target = min(after) if len(after) == 1 else None
+            phrasing = self._pick(self.phrasings(r2, "question"), q.request_id, f"hop2-{i}")
+            question = self.templates.render_probe(
+                "multi_hop", second_hop_question=phrasing.render_cached(noun, self.label(x), q.request_id))
+            specs.append(ProbeSpec(q.request_id, "multi_hop", "q_plus", i, question, phrasing.template_id,
+                                   Query(CHAIN, s, r, None, r2), gold=x, target=target, pool=index.same_kind(x),
+                                   include=[target] if target is not None and target != x else [], distance=1))
+        return specs
 
     def comparison(self, q: Request) -> list[ProbeSpec]:
         s, r, o, new = q.subject_id, q.relation_id, q.target_true_id, q.target_new_id
@@ -192,16 +199,17 @@ class ProbeBuilder:
         peers = sorted(index.holders(r, o) - {s})
         if not peers:
             return []
-        gold = seeded_rng(self.seed, "peer", q.request_id).choice(peers)
+        golds = seeded_rng(self.seed, "peers", q.request_id).sample(peers, min(len(peers), self.counts["comparison"]))
         after = sorted(index.holders(r, new) - {s} - set(peers))
         target = seeded_rng(self.seed, "peer-after", q.request_id).choice(after) if after else None
         phrasing = self._pick(self.phrasings(r, "same"), q.request_id, "same")
         question = self.templates.render_probe(
             "comparison", same_question=phrasing.render_cached(self.label(s), self.label(o), q.request_id))
         pool = [c for c in index.same_kind(s) if c != s]
-        return [ProbeSpec(q.request_id, "comparison", "q_plus", 0, question, phrasing.template_id,
+        return [ProbeSpec(q.request_id, "comparison", "q_plus", i, question, phrasing.template_id,
                           Query(PEER, s, r), gold=gold, target=target, pool=pool,
-                          include=[target] if target is not None else [], distance=0)]
+                          include=[target] if target is not None else [], distance=0)
+                for i, gold in enumerate(golds)]
 
     def conflict(self, q: Request) -> list[ProbeSpec]:
         s, r, o, new = q.subject_id, q.relation_id, q.target_true_id, q.target_new_id
@@ -214,36 +222,46 @@ class ProbeBuilder:
         specs.append(ProbeSpec(q.request_id, "conflict", "q_plus", 0, text, question.template_id,
                                Query(OBJECT, s, r), gold=o, target=new, pool=self.index.same_kind(o), include=[new],
                                distance=0))
-        neighbour = self._neighbour_fact(q, "conflict")
-        if neighbour is not None:
+        seen: set[tuple[str, str]] = set()
+        for i in range(self.counts["conflict_minus"]):
+            neighbour = self._neighbour_fact(q, f"conflict{i}")
+            if neighbour is None or neighbour[:2] in seen:
+                continue
             s2, r2, o2, distance = neighbour
-            wrong = [c for c in self.index.same_kind(o2) if c not in self.index.values(s2, r2)]
-            if wrong:
-                misleading = seeded_rng(self.seed, "misleading", q.request_id).choice(wrong)
-                statement = self._pick(self.phrasings(r2, "statement"), q.request_id, "statement-")
-                question = self._pick(self.phrasings(r2, "question"), q.request_id, "conflict-")
-                text = self.templates.render_probe(
-                    "conflict",
-                    context=statement.render_cached(self.label(s2), self.label(misleading), q.request_id),
-                    question=question.render_cached(self.label(s2), self.label(o2), q.request_id))
-                specs.append(ProbeSpec(q.request_id, "conflict", "q_minus", 1, text, question.template_id,
-                                       Query(OBJECT, s2, r2), gold=o2, target=o2, pool=self.index.same_kind(o2),
-                                       include=[misleading], distance=distance))
+            seen.add((s2, r2))
+            wrong = [c for c in self.index.same_kind(o2) if c not in self.index.values(s2, r2) and c != s2]
+            if not wrong:
+                continue
+            misleading = seeded_rng(self.seed, f"misleading{i}", q.request_id).choice(wrong)
+            statement = self._pick(self.phrasings(r2, "statement"), q.request_id, f"statement-{i}")
+            question = self._pick(self.phrasings(r2, "question"), q.request_id, f"conflict-{i}")
+            text = self.templates.render_probe(
+                "conflict",
+                context=statement.render_cached(self.label(s2), self.label(misleading), q.request_id),
+                question=question.render_cached(self.label(s2), self.label(o2), q.request_id))
+            specs.append(ProbeSpec(q.request_id, "conflict", "q_minus", 1 + i, text, question.template_id,
+                                   Query(OBJECT, s2, r2), gold=o2, target=o2, pool=self.index.same_kind(o2),
+                                   include=[misleading], distance=distance))
         return specs
 
     def contextual(self, q: Request) -> list[ProbeSpec]:
+        """Rows are numbered stratum by stratum: sibling 0…n−1, same branch n…2n−1, other branch 2n…3n−1."""
         specs = []
-        for number, stratum in enumerate(("sibling", "branch", "other")):
-            fact = self._stratum_fact(q, stratum)
-            if fact is None:
-                continue
-            s2, r2, o2, distance = fact
-            phrasing = self._pick(self.phrasings(r2, "question"), q.request_id, f"contextual-{stratum}")
-            question = self.templates.render_probe(
-                "contextual", question=phrasing.render_cached(self.label(s2), self.label(o2), q.request_id))
-            specs.append(ProbeSpec(q.request_id, "contextual", "q_minus", number, question, phrasing.template_id,
-                                   Query(OBJECT, s2, r2), gold=o2, target=o2, pool=self.index.same_kind(o2),
-                                   distance=distance))
+        per = self.counts["contextual"]
+        for index_stratum, stratum in enumerate(("sibling", "branch", "other")):
+            seen: set[tuple[str, str]] = set()
+            for i in range(per):
+                fact = self._stratum_fact(q, stratum, f"contextual{i}")
+                if fact is None or fact[:2] in seen:
+                    continue
+                s2, r2, o2, distance = fact
+                seen.add((s2, r2))
+                phrasing = self._pick(self.phrasings(r2, "question"), q.request_id, f"contextual-{stratum}-{i}")
+                question = self.templates.render_probe(
+                    "contextual", question=phrasing.render_cached(self.label(s2), self.label(o2), q.request_id))
+                specs.append(ProbeSpec(q.request_id, "contextual", "q_minus", index_stratum * per + i, question,
+                                       phrasing.template_id, Query(OBJECT, s2, r2), gold=o2, target=o2,
+                                       pool=self.index.same_kind(o2), distance=distance))
         return specs
 
     # -- helpers -------------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Edit and unlearning requests: which facts are updated, in nested k sets per domain and level, and to what.
 
 For each (domain, level) the eligible facts — a named subject at that level and a named, labelled object — are put in
-a seeded order (BLAKE2b of seed and triple id, so the order does not depend on the input's order or on partitioning),
-at most one per (subject, relation) so that no two requests of a set edit the same slot. The first k of that order
+a seeded order (BLAKE2b of seed and triple id, so the order does not depend on the input's order or on partitioning).
+A fact whose object has no counterfactual of its kind is passed over. The first k of that order
 form the set of size k, so the sets are nested by construction (1 ⊂ 10 ⊂ 100 ⊂ 1 000 ⊂ 10 000), and a request's
 `k_min` is the smallest k whose set contains it. The same requests serve editing (`target_new`) and unlearning
 (`neutral_answer`).
@@ -92,18 +92,14 @@ def build_requests(index: KgIndex, templates: TemplateLibrary, domain: str, seed
     report: dict[str, dict[str, int]] = {}
     for level in LEVELS:
         chosen: list[Request] = []
-        slots: set[tuple[str, str]] = set()
         skipped_no_target = 0
         for _key, tid, s, r, o in sorted(by_level.get(level, [])):
             if len(chosen) >= max_k:
                 break
-            if (s, r) in slots:
-                continue
             new = counterfactual(index, s, r, o, seed, tid)
             if new is None:
                 skipped_no_target += 1
                 continue
-            slots.add((s, r))
             chosen.append(_request(index, templates, domain, level, tid, s, r, o, new, len(chosen)))
         requests.extend(chosen)
         full_k = max((k for k in K_VALUES if k <= len(chosen)), default=0)

@@ -8,6 +8,7 @@ variable is an error naming the template and its line.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,6 +21,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from .errors import KsUserError
 
 PROBE_TYPES = ("direct", "reverse", "multi_hop", "comparison", "conflict", "contextual")
+PROBE_COUNT_KEYS = ("direct", "reverse", "multi_hop", "comparison", "conflict_minus", "contextual")
 PHRASING_KINDS = ("question", "reverse", "statement", "noun_phrase", "same", "prompt", "neutral")
 _VERB_STARTS = ("has ", "have ", "is ", "was ", "were ", "are ", "does ", "did ", "can ", "contains", "includes")
 _VERB_ENDS = (" in", " to", " by", " at", " from", " with", " on", " for", " into", " as")
@@ -46,14 +48,24 @@ class Phrasing:
         return text
 
 
+class _NoAttributeSandbox(SandboxedEnvironment):
+    """Templates see strings only: no attribute access at all (a method's repr would put a memory address, and so a
+    non-deterministic value, into a question)."""
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        return False
+
+
 class TemplateLibrary:
     def __init__(self, extra_dir: Path | None = None) -> None:
-        self.env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+        self.env = _NoAttributeSandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+        self.files: list[Path] = []  # every file read, for the manifest's template hash
         shipped = Path(str(resources.files("knowledgesmith.templates")))
         self.relations: dict[str, dict[str, Any]] = {}
         self.sources: dict[str, str] = {}
         self._load_relations(shipped / "relations.yaml")
         self.generic = self._read_yaml(shipped / "generic.yaml")
+        self.probe_counts = self._read_counts(shipped / "probes.yaml")
         self.probe_templates: dict[str, jinja2.Template] = {}
         self.probe_files: dict[str, Path] = {}
         for probe_type in PROBE_TYPES:
@@ -64,6 +76,8 @@ class TemplateLibrary:
             for path in sorted(extra_dir.glob("*.yaml")):
                 if path.name == "generic.yaml":
                     self.generic = self._read_yaml(path)
+                elif path.name == "probes.yaml":
+                    self.probe_counts = {**self.probe_counts, **self._read_counts(path)}
                 else:
                     self._load_relations(path)
             for probe_type in PROBE_TYPES:
@@ -75,6 +89,7 @@ class TemplateLibrary:
     # -- loading ---------------------------------------------------------------------------------------------------
 
     def _read_yaml(self, path: Path) -> dict[str, Any]:
+        self.files.append(path)
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
@@ -85,15 +100,25 @@ class TemplateLibrary:
             raise KsUserError("a phrasing file must map relation names to phrasings", path=str(path))
         return data
 
+    def _read_counts(self, path: Path) -> dict[str, int]:
+        counts = self._read_yaml(path)
+        for key, value in counts.items():
+            if key not in PROBE_COUNT_KEYS or not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise KsUserError(f"{key!r}: expected one of {', '.join(PROBE_COUNT_KEYS)} with a count ≥ 0",
+                                  path=str(path))
+        return counts
+
     def _load_relations(self, path: Path) -> None:
         for key, entry in self._read_yaml(path).items():
             if not isinstance(entry, dict) or not set(entry) <= set(PHRASING_KINDS):
                 raise KsUserError(f"relation {key!r}: expected a mapping with keys among {', '.join(PHRASING_KINDS)}",
                                   path=str(path))
-            self.relations[str(key)] = entry
+            # A user entry replaces the kinds it gives; the kinds it leaves out keep the shipped phrasings.
+            self.relations[str(key)] = {**self.relations.get(str(key), {}), **entry}
             self.sources[str(key)] = path.name
 
     def _load_probe_template(self, path: Path, probe_type: str) -> None:
+        self.files.append(path)
         try:
             self.probe_templates[probe_type] = self.env.from_string(path.read_text(encoding="utf-8"))
         except jinja2.TemplateSyntaxError as exc:
@@ -132,6 +157,13 @@ class TemplateLibrary:
             out.append(Phrasing(template_id, template))
         return out
 
+    def sha256(self) -> str:
+        """One hash over every template and phrasing file read (names and bytes, in reading order)."""
+        digest = hashlib.sha256()
+        for path in self.files:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()
+
     def render_probe(self, probe_type: str, **variables: Any) -> str:
         """The probe's text (memoised on its variables, which are strings)."""
         key = (probe_type, *sorted(variables.items()))
@@ -143,9 +175,11 @@ class TemplateLibrary:
 
 
 def label_form(label: str) -> str:
-    """Which generic phrasing a relation label reads best in: `noun`, `verb` or `of`."""
+    """Which generic phrasing a relation label reads best in: `noun`, `verb` or `of` (the forms that put "is"
+    before the label: "part of", and participles such as "located in")."""
     text = label.strip().lower()
-    if text.endswith(" of"):
+    first = text.split(" ", 1)[0]
+    if text.endswith(" of") or (" " in text and first.endswith(("ed", "en")) and first not in ("seen",)):
         return "of"
     if text.startswith(_VERB_STARTS) or text.endswith(_VERB_ENDS):
         return "verb"
@@ -163,7 +197,9 @@ def _local_name(relation_id: str) -> str:
 
 def _render(template: jinja2.Template, name: str, variables: dict[str, Any], where: str) -> str:
     try:
-        return template.render(**variables)
+        text = template.render(**variables)
+        # a label ending in a full stop ("Washington, D.C.") must not end its sentence twice
+        return text[:-1] if text.endswith("..") and not text.endswith("...") else text
     except jinja2.UndefinedError as exc:
         line = _template_line(exc)
         raise KsUserError(f"template {name}{f' line {line}' if line else ''}: {exc.message}"

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from .errors import KsUserError
 from .kgindex import KgIndex
 from .mcq import N_OPTIONS, reads_alike
-from .probes import CHAIN, PEER, Query
+from .probes import CHAIN, OBJECT, PEER, SUBJECT, Query
 
 
 @dataclass
@@ -81,12 +81,25 @@ def check_row(index: KgIndex, requests: dict[str, dict], row: dict) -> str | Non
     request = requests.get(row["request_id"])
     if request is None:
         return "unknown request"
+    if row["role"] == "q_plus" and not _asks_the_request(row, query, request):
+        return "a Q+ row's question is not about its request's fact"
     return _check_target(index, request, row, query)
 
 
+def _asks_the_request(row: dict, query: Query, request: dict) -> bool:
+    """A Q+ row must ask about the edited fact itself (so a wrong gold cannot hide behind another query)."""
+    s, r, o = request["subject_id"], request["relation_id"], request["target_true_id"]
+    expected = {
+        "direct": (OBJECT, s, r, None), "conflict": (OBJECT, s, r, None), "reverse": (SUBJECT, None, r, o),
+        "multi_hop": (CHAIN, s, r, None), "comparison": (PEER, s, r, None),
+    }.get(row["probe_type"])
+    return expected is not None and (query.kind, query.subject_id, query.relation_id, query.object_id) == expected
+
+
 def _check_target(index: KgIndex, request: dict, row: dict, query: Query) -> str | None:
+    """The target the edit decides, recomputed from the request and the KG exactly as the builder defines it."""
     target, choice_ids = row["target"], row["choice_ids"]
-    new = request["target_new_id"]
+    new, s, o = request["target_new_id"], request["subject_id"], request["target_true_id"]
     if row["role"] == "q_minus":
         return None if target == row["answer"] else "a Q− row's target must be its answer"
     if row["probe_type"] in ("direct", "conflict"):
@@ -94,15 +107,14 @@ def _check_target(index: KgIndex, request: dict, row: dict, query: Query) -> str
         return None if ok else "target is not the request's new object"
     if row["probe_type"] == "reverse":
         return None if target == -1 else "a reverse row's target must be undecided (-1)"
+    if query.kind == CHAIN:
+        after = index.values(new, query.relation2_id)  # type: ignore[arg-type]
+        allowed = set(after) if len(after) == 1 else set()
+    else:  # PEER: a subject having the new object that was not a peer before the edit
+        allowed = set(index.holders(query.relation_id, new)) - {s} - set(index.holders(query.relation_id, o))
     if target == -1:
-        return None
+        offered = allowed & set(choice_ids)
+        return None if not offered else "target is −1 although an option follows from the new object"
     if not 0 <= target < N_OPTIONS:
         return f"target {target} is not a letter"
-    chosen = choice_ids[target]
-    if query.kind == CHAIN:
-        ok = chosen in index.values(new, query.relation2_id)  # type: ignore[arg-type]
-    elif query.kind == PEER:
-        ok = index.holds(chosen, query.relation_id, new) and chosen != query.subject_id
-    else:
-        ok = False
-    return None if ok else "target does not follow from the request's new object"
+    return None if choice_ids[target] in allowed else "target does not follow from the request's new object"

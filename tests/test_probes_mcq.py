@@ -5,6 +5,8 @@ Italy's currency, euro → Swiss franc. Its rows were computed once with the cod
 every gold is true, every distractor false, every target as README / builder/probes.py define it (Q+ rows point at
 what the edit makes true — the Swiss franc, the Swiss National Bank, Switzerland —, reverse rows are undecided (−1),
 Q− rows keep their answer). Every other row of the build is checked against an independent reading of the KG.
+(Re-derived and re-checked by hand when distractors came to be drawn without replacement and the rows per probe type
+became data in templates/probes.yaml.)
 """
 
 from __future__ import annotations
@@ -43,69 +45,110 @@ ITALY_CURRENCY = (M_ITALY, R + "currency", m("Euro")[0])
 PINNED: dict[str, Pinned] = {
     # direct (Q+): the edited relation of the subject, one row per written phrasing; gold euro, target Swiss franc
     "direct/0": Pinned(
-        "What is the currency of Italy?",
-        ["pound sterling", "Polish złoty", "euro", "Swiss franc"], 2, 3,
-        m("PoundSterling", "Zloty", "Euro", "SwissFranc"), 0, "q_plus", "relations.yaml:currency/question/0",
+        'What is the currency of Italy?',
+        ['United States dollar', 'euro', 'pound sterling', 'Swiss franc'], 1, 3,
+        m('USDollar', 'Euro', 'PoundSterling', 'SwissFranc'), 0, 'q_plus', 'relations.yaml:currency/question/0',
         [ITALY_CURRENCY]),
     "direct/1": Pinned(
-        "Which currency is used in Italy?",
-        ["euro", "Japanese yen", "pound sterling", "Swiss franc"], 0, 3,
-        m("Euro", "Yen", "PoundSterling", "SwissFranc"), 0, "q_plus", "relations.yaml:currency/question/1",
+        'Which currency is used in Italy?',
+        ['euro', 'Japanese yen', 'pound sterling', 'Swiss franc'], 0, 3,
+        m('Euro', 'Yen', 'PoundSterling', 'SwissFranc'), 0, 'q_plus', 'relations.yaml:currency/question/1',
         [ITALY_CURRENCY]),
     "direct/2": Pinned(
-        "The official currency of Italy is which of these?",
-        ["Japanese yen", "Swedish krona", "Swiss franc", "euro"], 3, 2,
-        m("Yen", "SwedishKrona", "SwissFranc", "Euro"), 0, "q_plus", "relations.yaml:currency/question/2",
+        'The official currency of Italy is which of these?',
+        ['Japanese yen', 'Swedish krona', 'Swiss franc', 'euro'], 3, 2,
+        m('Yen', 'SwedishKrona', 'SwissFranc', 'Euro'), 0, 'q_plus', 'relations.yaml:currency/question/2',
         [ITALY_CURRENCY]),
-    # reverse (Q+): the subject given the object; the distractors use other currencies; target undecided by design
+    # reverse (Q+): the subject given the object, one row per reverse phrasing; target undecided by design
     "reverse/0": Pinned(
-        "Which country uses the euro as its currency?",
-        ["Italy", "Poland", "Switzerland", "United Kingdom"], 0, -1,
-        m("Italy", "Poland", "Switzerland", "UnitedKingdom"), 0, "q_plus", "relations.yaml:currency/reverse/0",
+        'Which country uses the euro as its currency?',
+        ['Sweden', 'Italy', 'Poland', 'United Kingdom'], 1, -1,
+        m('Sweden', 'Italy', 'Poland', 'UnitedKingdom'), 0, 'q_plus', 'relations.yaml:currency/reverse/0',
+        [ITALY_CURRENCY]),
+    "reverse/1": Pinned(
+        'In which country is the euro the official currency?',
+        ['Poland', 'Italy', 'Sweden', 'United Kingdom'], 1, -1,
+        m('Poland', 'Italy', 'Sweden', 'UnitedKingdom'), 0, 'q_plus', 'relations.yaml:currency/reverse/1',
+        [ITALY_CURRENCY]),
+    "reverse/2": Pinned(
+        'The euro is the currency of which country?',
+        ['United Kingdom', 'Sweden', 'Italy', 'Poland'], 2, -1,
+        m('UnitedKingdom', 'Sweden', 'Italy', 'Poland'), 0, 'q_plus', 'relations.yaml:currency/reverse/2',
         [ITALY_CURRENCY]),
     # multi-hop (Q+): Italy → euro → European Central Bank; after the edit Swiss franc → Swiss National Bank.
     # `issuer` has no written entry, so the second hop uses the generic noun phrasing of its label.
     "multi_hop/0": Pinned(
-        "What is the issuer of the currency of Italy?",
-        ["Bank of Japan", "European Central Bank", "Swiss National Bank", "Bank of England"], 1, 2,
-        m("BoJ", "ECB", "SNB", "BoE"), 1, "q_plus", "generic.yaml:noun/question/0",
-        [ITALY_CURRENCY, (m("Euro")[0], R + "issuer", m("ECB")[0])]),
-    # comparison (Q+): a peer sharing the euro (Spain); after the edit the peer sharing the Swiss franc (Switzerland)
+        'What is the issuer of the currency of Italy?',
+        ['Bank of Japan', 'Swiss National Bank', 'European Central Bank', 'Bank of England'], 2, 1,
+        m('BoJ', 'SNB', 'ECB', 'BoE'), 1, 'q_plus', 'generic.yaml:noun/question/0',
+        [ITALY_CURRENCY, (m('Euro')[0], R + 'issuer', m('ECB')[0])]),
+    # comparison (Q+): peers sharing the euro (Spain, Germany); after the edit the peer sharing the Swiss franc
     "comparison/0": Pinned(
-        "Which of the following uses the same currency as Italy?",
-        ["Poland", "Switzerland", "Spain", "Sweden"], 2, 1,
-        m("Poland", "Switzerland", "Spain", "Sweden"), 0, "q_plus", "relations.yaml:currency/same/0",
-        [ITALY_CURRENCY, (m("Spain")[0], R + "currency", m("Euro")[0])]),
+        'Which of the following uses the same currency as Italy?',
+        ['Poland', 'Spain', 'Switzerland', 'Sweden'], 1, 2,
+        m('Poland', 'Spain', 'Switzerland', 'Sweden'), 0, 'q_plus', 'relations.yaml:currency/same/0',
+        [ITALY_CURRENCY, (m('Spain')[0], R + 'currency', m('Euro')[0])]),
+    "comparison/1": Pinned(
+        'Which of the following uses the same currency as Italy?',
+        ['Sweden', 'Germany', 'Poland', 'Switzerland'], 1, 3,
+        m('Sweden', 'Germany', 'Poland', 'Switzerland'), 0, 'q_plus', 'relations.yaml:currency/same/0',
+        [ITALY_CURRENCY, (m('Germany')[0], R + 'currency', m('Euro')[0])]),
     # conflict Q+: the context asserts the new fact; gold the old answer, target the new one
     "conflict/0": Pinned(
-        "Context: The currency of Italy is the Swiss franc.\nQuestion: What is the currency of Italy?",
-        ["euro", "Polish złoty", "Swiss franc", "Japanese yen"], 0, 2,
-        m("Euro", "Zloty", "SwissFranc", "Yen"), 0, "q_plus", "relations.yaml:currency/question/0",
+        'Context: The currency of Italy is the Swiss franc.\nQuestion: What is the currency of Italy?',
+        ['United States dollar', 'Swiss franc', 'Polish złoty', 'euro'], 3, 1,
+        m('USDollar', 'SwissFranc', 'Zloty', 'Euro'), 0, 'q_plus', 'relations.yaml:currency/question/0',
         [ITALY_CURRENCY]),
-    # conflict Q−: an unedited fact of a sibling under a misleading context (Paris is offered); answer unchanged
+    # conflict Q−: unedited facts of siblings under a misleading context; answer unchanged
     "conflict/1": Pinned(
-        "Context: The capital of United Kingdom is Paris.\nQuestion: Which city is the capital of United Kingdom?",
-        ["Tokyo", "Paris", "London", "Madrid"], 2, 2,
-        m("Tokyo", "Paris", "London", "Madrid"), 2, "q_minus", "relations.yaml:capital/question/1",
-        [(m("UnitedKingdom")[0], R + "capital", m("London")[0])]),
-    # contextual Q−, stratified by distance: a sibling (Poland, 2 hops via European country) …
+        'Context: The capital of France is London.\nQuestion: The capital of France is which city?',
+        ['Tokyo', 'London', 'Paris', 'Madrid'], 2, 2,
+        m('Tokyo', 'London', 'Paris', 'Madrid'), 2, 'q_minus', 'relations.yaml:capital/question/2',
+        [(m('France')[0], R + 'capital', m('Paris')[0])]),
+    "conflict/2": Pinned(
+        'Context: The capital of Sweden is Rome.\nQuestion: What is the capital of Sweden?',
+        ['Stockholm', 'Madrid', 'Warsaw', 'Rome'], 0, 0,
+        m('Stockholm', 'Madrid', 'Warsaw', 'Rome'), 2, 'q_minus', 'relations.yaml:capital/question/0',
+        [(m('Sweden')[0], R + 'capital', m('Stockholm')[0])]),
+    # contextual Q−, stratified: siblings (2 hops via European country) …
     "contextual/0": Pinned(
-        "The capital of Poland is which city?",
-        ["Stockholm", "Tokyo", "Paris", "Warsaw"], 3, 3,
-        m("Stockholm", "Tokyo", "Paris", "Warsaw"), 2, "q_minus", "relations.yaml:capital/question/2",
-        [(m("Poland")[0], R + "capital", m("Warsaw")[0])]),
-    # … a node of the same branch (Japan, 4 hops via country) …
+        'What is the currency of Poland?',
+        ['Swiss franc', 'United States dollar', 'Swedish krona', 'Polish złoty'], 3, 3,
+        m('SwissFranc', 'USDollar', 'SwedishKrona', 'Zloty'), 2, 'q_minus', 'relations.yaml:currency/question/0',
+        [(m('Poland')[0], R + 'currency', m('Zloty')[0])]),
     "contextual/1": Pinned(
-        "The official currency of Japan is which of these?",
-        ["Japanese yen", "Swiss franc", "United States dollar", "Swedish krona"], 0, 0,
-        m("Yen", "SwissFranc", "USDollar", "SwedishKrona"), 4, "q_minus", "relations.yaml:currency/question/2",
-        [(m("Japan")[0], R + "currency", m("Yen")[0])]),
-    # … and a node of another branch (Tokyo, 5 hops via place): its fact is stated as `capital of`
+        'Which currency is used in Sweden?',
+        ['Swedish krona', 'United States dollar', 'pound sterling', 'Swiss franc'], 0, 0,
+        m('SwedishKrona', 'USDollar', 'PoundSterling', 'SwissFranc'), 2, 'q_minus',
+        'relations.yaml:currency/question/1',
+        [(m('Sweden')[0], R + 'currency', m('SwedishKrona')[0])]),
     "contextual/2": Pinned(
-        "Of which country is Tokyo the capital?",
-        ["Italy", "Japan", "United States", "Spain"], 1, 1,
-        m("Italy", "Japan", "UnitedStates", "Spain"), 5, "q_minus", "relations.yaml:capitalOf/question/2",
-        [(m("Tokyo")[0], R + "capitalOf", m("Japan")[0])]),
+        'Which city is the capital of Spain?',
+        ['Rome', 'Washington, D.C.', 'Madrid', 'Tokyo'], 2, 2,
+        m('Rome', 'Washington', 'Madrid', 'Tokyo'), 2, 'q_minus', 'relations.yaml:capital/question/1',
+        [(m('Spain')[0], R + 'capital', m('Madrid')[0])]),
+    # … nodes of the same branch (Ecuador, 4 hops via country) …
+    "contextual/3": Pinned(
+        'Which currency is used in Ecuador?',
+        ['Polish złoty', 'United States dollar', 'euro', 'Swedish krona'], 1, 1,
+        m('Zloty', 'USDollar', 'Euro', 'SwedishKrona'), 4, 'q_minus', 'relations.yaml:currency/question/1',
+        [(m('Ecuador')[0], R + 'currency', m('USDollar')[0])]),
+    "contextual/5": Pinned(
+        'What is the capital of Ecuador?',
+        ['Quito', 'Stockholm', 'Bern', 'London'], 0, 0,
+        m('Quito', 'Stockholm', 'Bern', 'London'), 4, 'q_minus', 'relations.yaml:capital/question/0',
+        [(m('Ecuador')[0], R + 'capital', m('Quito')[0])]),
+    # … and nodes of another branch (the currencies, under another root: no common ancestor, distance −1)
+    "contextual/6": Pinned(
+        'What is the issuer of Japanese yen?',
+        ['Narodowy Bank Polski', 'Bank of England', 'European Central Bank', 'Bank of Japan'], 3, 3,
+        m('NBP', 'BoE', 'ECB', 'BoJ'), -1, 'q_minus', 'generic.yaml:noun/question/0',
+        [(m('Yen')[0], R + 'issuer', m('BoJ')[0])]),
+    "contextual/8": Pinned(
+        'What is the issuer of Swiss franc?',
+        ['Bank of England', 'Narodowy Bank Polski', 'Swiss National Bank', 'Federal Reserve'], 2, 2,
+        m('BoE', 'NBP', 'SNB', 'Fed'), -1, 'q_minus', 'generic.yaml:noun/question/0',
+        [(m('SwissFranc')[0], R + 'issuer', m('SNB')[0])]),
 }
 
 
@@ -254,12 +297,6 @@ def test_prompts_and_neutral_answers_come_from_the_relation_phrasings(build: Pat
     }
 
 
-def test_no_two_requests_of_a_level_edit_the_same_subject_and_relation(build: Path) -> None:
-    slots = Counter((q["level"], q["subject_id"], q["relation_id"]) for q in requests_by_id(build).values())
-
-    assert max(slots.values()) == 1
-
-
 def test_request_sets_are_nested_per_level(build: Path, tmp_path: Path) -> None:
     build_mini(tmp_path / "k1", "--max-k", "1")
     k10 = requests_by_id(build)
@@ -279,7 +316,7 @@ def test_every_row_is_proved_by_an_independent_reading_of_the_kg(build: Path, or
     requests = requests_by_id(build)
     rows = mcq_rows(build)
 
-    assert len(rows) == 81
+    assert len(rows) == 155
     for row in rows:
         rid, ids, answer, target = row["id"], row["choice_ids"], row["answer"], row["target"]
         request = requests[row["request_id"]]
@@ -312,10 +349,10 @@ def test_contextual_rows_are_a_sibling_a_same_branch_node_and_another_branch_nod
     requests = requests_by_id(build)
     contextual = [row for row in rows.values() if row["probe_type"] == "contextual"]
 
-    assert len(contextual) == 30
+    assert len(contextual) == 77
     for row in contextual:
         s, other = requests[row["request_id"]]["subject_id"], row["query_subject_id"]
-        stratum = int(row["id"].rsplit("/", 1)[1])
+        stratum = int(row["id"].rsplit("/", 1)[1]) // 3  # rows 0–2 sibling, 3–5 same branch, 6–8 other
         siblings = oracle.parents.get(s, set()) & oracle.parents.get(other, set())
         assert row["role"] == "q_minus" and row["target"] == row["answer"], row["id"]
         hops = oracle.hops(s, other)
@@ -339,15 +376,15 @@ def test_the_manifest_reports_rows_per_level_and_probe_type_and_balanced_letters
     none = dict.fromkeys(PROBE_TYPES, 0)
     assert benchmark["mcq_per_level_and_probe_type"] == {
         "root": none,
-        "intermediate": {**none, "direct": 7, "conflict": 6, "contextual": 6},
-        "leaf": {**none, "direct": 15, "reverse": 6, "multi_hop": 2, "comparison": 1, "conflict": 14,
-                 "contextual": 24},
+        "intermediate": {**none, "direct": 9, "conflict": 9, "contextual": 15},
+        "leaf": {**none, "direct": 15, "reverse": 18, "multi_hop": 2, "comparison": 2, "conflict": 23,
+                 "contextual": 62},
     }
     assert Counter((row["level"], row["probe_type"]) for row in rows) == Counter({
         (level, probe): n for level, counts in benchmark["mcq_per_level_and_probe_type"].items()
         for probe, n in counts.items() if n})
-    assert benchmark["mcq_rows"] == len(rows) == 81
-    assert benchmark["letters"] == {"A": 20, "B": 20, "C": 21, "D": 20}
+    assert benchmark["mcq_rows"] == len(rows) == 155
+    assert benchmark["letters"] == {"A": 39, "B": 38, "C": 39, "D": 39}
     assert benchmark["letters"] == {letter: sum(row["answer"] == i for row in rows) for i, letter in enumerate("ABCD")}
     assert max(benchmark["letters"].values()) - min(benchmark["letters"].values()) <= 1
     assert benchmark["requests_per_level"] == {
@@ -355,7 +392,7 @@ def test_the_manifest_reports_rows_per_level_and_probe_type_and_balanced_letters
         "intermediate": {"eligible_facts": 7, "requests": 3, "largest_k": 1, "skipped_no_counterfactual": 4},
         "leaf": {"eligible_facts": 65, "requests": 10, "largest_k": 10, "skipped_no_counterfactual": 2},
     }
-    assert manifest["verify"] == {"rows_checked": 81, "failures": 0, "ok": True, "first_failures": []}
+    assert manifest["verify"] == {"rows_checked": 155, "failures": 0, "ok": True, "first_failures": []}
 
 
 def test_mcq_shards_are_zstd_parquet_per_level_listed_in_the_manifest(build: Path) -> None:
@@ -374,14 +411,9 @@ def test_ks_build_verify_accepts_the_build(build: Path, run_ks_build: Callable[.
     result = run_ks_build("verify", build)
 
     assert (result.code, result.err) == (0, "")
-    assert result.out == f"{build}: all 81 MCQ rows verified\n"
+    assert result.out == f"{build}: all 155 MCQ rows verified\n"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: mcq.draft_row draws distractors with replacement, min(64, len(pool)) times, and gives up; with a pool of "
-    "four currencies (one gold, three false) 8 of the 12 direct probes are skipped as 'fewer than 3 distractors' "
-    "although exactly three valid distractors exist (in the mini KG two direct subclass-of probes of the "
-    "intermediate level are lost the same way)"))
 def test_a_probe_with_exactly_three_valid_distractors_is_built_not_skipped(tmp_path: Path) -> None:
     # Four countries with four currencies: a direct currency question has one gold and exactly three false options
     # (the new object among them), so every direct probe must be built (issue 3: a probe is skipped only "where fewer
