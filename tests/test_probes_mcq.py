@@ -46,75 +46,94 @@ PINNED: dict[str, Pinned] = {
     # direct (Q+): the edited relation of the subject, one row per written phrasing; gold euro, target Swiss franc
     "direct/0": Pinned(
         'What is the currency of Italy?',
-        ['United States dollar', 'euro', 'pound sterling', 'Swiss franc'], 1, 3,
-        m('USDollar', 'Euro', 'PoundSterling', 'SwissFranc'), 0, 'q_plus', 'relations.yaml:currency/question/0',
+        ['United States dollar', 'pound sterling', 'Swiss franc', 'euro'], 3, 2,
+        m('USDollar', 'PoundSterling', 'SwissFranc', 'Euro'), 0, 'q_plus',
+        'relations.yaml:currency/question/0',
         [ITALY_CURRENCY]),
     "direct/1": Pinned(
         'Which currency is used in Italy?',
-        ['euro', 'Japanese yen', 'pound sterling', 'Swiss franc'], 0, 3,
-        m('Euro', 'Yen', 'PoundSterling', 'SwissFranc'), 0, 'q_plus', 'relations.yaml:currency/question/1',
+        ['Japanese yen', 'pound sterling', 'euro', 'Swiss franc'], 2, 3,
+        m('Yen', 'PoundSterling', 'Euro', 'SwissFranc'), 0, 'q_plus',
+        'relations.yaml:currency/question/1',
         [ITALY_CURRENCY]),
     "direct/2": Pinned(
         'The official currency of Italy is which of these?',
-        ['Japanese yen', 'Swedish krona', 'Swiss franc', 'euro'], 3, 2,
-        m('Yen', 'SwedishKrona', 'SwissFranc', 'Euro'), 0, 'q_plus', 'relations.yaml:currency/question/2',
+        ['Japanese yen', 'euro', 'Swedish krona', 'Swiss franc'], 1, 3,
+        m('Yen', 'Euro', 'SwedishKrona', 'SwissFranc'), 0, 'q_plus',
+        'relations.yaml:currency/question/2',
         [ITALY_CURRENCY]),
     # reverse (Q+): the subject given the object, one row per reverse phrasing; target undecided by design
     "reverse/0": Pinned(
         'Which country uses the euro as its currency?',
-        ['Sweden', 'Italy', 'Poland', 'United Kingdom'], 1, -1,
-        m('Sweden', 'Italy', 'Poland', 'UnitedKingdom'), 0, 'q_plus', 'relations.yaml:currency/reverse/0',
+        ['Sweden', 'Poland', 'United Kingdom', 'Italy'], 3, -1,
+        m('Sweden', 'Poland', 'UnitedKingdom', 'Italy'), 0, 'q_plus',
+        'relations.yaml:currency/reverse/0',
         [ITALY_CURRENCY]),
     "reverse/1": Pinned(
         'In which country is the euro the official currency?',
-        ['Poland', 'Italy', 'Sweden', 'United Kingdom'], 1, -1,
-        m('Poland', 'Italy', 'Sweden', 'UnitedKingdom'), 0, 'q_plus', 'relations.yaml:currency/reverse/1',
+        ['Poland', 'Sweden', 'Italy', 'United Kingdom'], 2, -1,
+        m('Poland', 'Sweden', 'Italy', 'UnitedKingdom'), 0, 'q_plus',
+        'relations.yaml:currency/reverse/1',
         [ITALY_CURRENCY]),
     "reverse/2": Pinned(
         'The euro is the currency of which country?',
-        ['United Kingdom', 'Sweden', 'Italy', 'Poland'], 2, -1,
-        m('UnitedKingdom', 'Sweden', 'Italy', 'Poland'), 0, 'q_plus', 'relations.yaml:currency/reverse/2',
+        ['United Kingdom', 'Sweden', 'Poland', 'Italy'], 3, -1,
+        m('UnitedKingdom', 'Sweden', 'Poland', 'Italy'), 0, 'q_plus',
+        'relations.yaml:currency/reverse/2',
         [ITALY_CURRENCY]),
     # multi-hop (Q+): Italy → euro → European Central Bank; after the edit Swiss franc → Swiss National Bank.
     # `issuer` has no written entry, so the second hop uses the generic noun phrasing of its label.
     "multi_hop/0": Pinned(
         'What is the issuer of the currency of Italy?',
-        ['Bank of Japan', 'Swiss National Bank', 'European Central Bank', 'Bank of England'], 2, 1,
-        m('BoJ', 'SNB', 'ECB', 'BoE'), 1, 'q_plus', 'generic.yaml:noun/question/0',
+        ['European Central Bank', 'Bank of Japan', 'Swiss National Bank', 'Bank of England'], 0, 2,
+        m('ECB', 'BoJ', 'SNB', 'BoE'), 1, 'q_plus',
+        'generic.yaml:noun/question/0',
         [ITALY_CURRENCY, (m('Euro')[0], R + 'issuer', m('ECB')[0])]),
     # comparison (Q+): peers sharing the euro (Spain, Germany); after the edit the peer sharing the Swiss franc
     "comparison/0": Pinned(
         'Which of the following uses the same currency as Italy?',
         ['Poland', 'Spain', 'Switzerland', 'Sweden'], 1, 2,
-        m('Poland', 'Spain', 'Switzerland', 'Sweden'), 0, 'q_plus', 'relations.yaml:currency/same/0',
+        m('Poland', 'Spain', 'Switzerland', 'Sweden'), 0, 'q_plus',
+        'relations.yaml:currency/same/0',
         [ITALY_CURRENCY, (m('Spain')[0], R + 'currency', m('Euro')[0])]),
     "comparison/1": Pinned(
         'Which of the following uses the same currency as Italy?',
-        ['Sweden', 'Germany', 'Poland', 'Switzerland'], 1, 3,
-        m('Sweden', 'Germany', 'Poland', 'Switzerland'), 0, 'q_plus', 'relations.yaml:currency/same/0',
+        ['Sweden', 'Poland', 'Germany', 'Switzerland'], 2, 3,
+        m('Sweden', 'Poland', 'Germany', 'Switzerland'), 0, 'q_plus',
+        'relations.yaml:currency/same/0',
         [ITALY_CURRENCY, (m('Germany')[0], R + 'currency', m('Euro')[0])]),
     # conflict Q+: the context asserts the new fact; gold the old answer, target the new one
     "conflict/0": Pinned(
         'Context: The currency of Italy is the Swiss franc.\nQuestion: What is the currency of Italy?',
         ['United States dollar', 'Swiss franc', 'Polish złoty', 'euro'], 3, 1,
-        m('USDollar', 'SwissFranc', 'Zloty', 'Euro'), 0, 'q_plus', 'relations.yaml:currency/question/0',
+        m('USDollar', 'SwissFranc', 'Zloty', 'Euro'), 0, 'q_plus',
+        'relations.yaml:currency/question/0',
         [ITALY_CURRENCY]),
     # conflict Q−: unedited facts of siblings under a misleading context; answer unchanged
     "conflict/1": Pinned(
         'Context: The capital of France is London.\nQuestion: The capital of France is which city?',
-        ['Tokyo', 'London', 'Paris', 'Madrid'], 2, 2,
-        m('Tokyo', 'London', 'Paris', 'Madrid'), 2, 'q_minus', 'relations.yaml:capital/question/2',
+        ['Tokyo', 'Paris', 'London', 'Madrid'], 1, 1,
+        m('Tokyo', 'Paris', 'London', 'Madrid'), 2, 'q_minus',
+        'relations.yaml:capital/question/2',
         [(m('France')[0], R + 'capital', m('Paris')[0])]),
     "conflict/2": Pinned(
         'Context: The capital of Sweden is Rome.\nQuestion: What is the capital of Sweden?',
         ['Stockholm', 'Madrid', 'Warsaw', 'Rome'], 0, 0,
-        m('Stockholm', 'Madrid', 'Warsaw', 'Rome'), 2, 'q_minus', 'relations.yaml:capital/question/0',
+        m('Stockholm', 'Madrid', 'Warsaw', 'Rome'), 2, 'q_minus',
+        'relations.yaml:capital/question/0',
         [(m('Sweden')[0], R + 'capital', m('Stockholm')[0])]),
+    "conflict/3": Pinned(
+        'Context: The capital of Poland is Tokyo.\nQuestion: What is the capital of Poland?',
+        ['Madrid', 'Bern', 'Warsaw', 'Tokyo'], 2, 2,
+        m('Madrid', 'Bern', 'Warsaw', 'Tokyo'), 2, 'q_minus',
+        'relations.yaml:capital/question/0',
+        [(m('Poland')[0], R + 'capital', m('Warsaw')[0])]),
     # contextual Q−, stratified: siblings (2 hops via European country) …
     "contextual/0": Pinned(
         'What is the currency of Poland?',
         ['Swiss franc', 'United States dollar', 'Swedish krona', 'Polish złoty'], 3, 3,
-        m('SwissFranc', 'USDollar', 'SwedishKrona', 'Zloty'), 2, 'q_minus', 'relations.yaml:currency/question/0',
+        m('SwissFranc', 'USDollar', 'SwedishKrona', 'Zloty'), 2, 'q_minus',
+        'relations.yaml:currency/question/0',
         [(m('Poland')[0], R + 'currency', m('Zloty')[0])]),
     "contextual/1": Pinned(
         'Which currency is used in Sweden?',
@@ -125,30 +144,71 @@ PINNED: dict[str, Pinned] = {
     "contextual/2": Pinned(
         'Which city is the capital of Spain?',
         ['Rome', 'Washington, D.C.', 'Madrid', 'Tokyo'], 2, 2,
-        m('Rome', 'Washington', 'Madrid', 'Tokyo'), 2, 'q_minus', 'relations.yaml:capital/question/1',
+        m('Rome', 'Washington', 'Madrid', 'Tokyo'), 2, 'q_minus',
+        'relations.yaml:capital/question/1',
         [(m('Spain')[0], R + 'capital', m('Madrid')[0])]),
-    # … nodes of the same branch (Ecuador, 4 hops via country) …
     "contextual/3": Pinned(
-        'Which currency is used in Ecuador?',
-        ['Polish złoty', 'United States dollar', 'euro', 'Swedish krona'], 1, 1,
-        m('Zloty', 'USDollar', 'Euro', 'SwedishKrona'), 4, 'q_minus', 'relations.yaml:currency/question/1',
-        [(m('Ecuador')[0], R + 'currency', m('USDollar')[0])]),
-    "contextual/5": Pinned(
-        'What is the capital of Ecuador?',
-        ['Quito', 'Stockholm', 'Bern', 'London'], 0, 0,
-        m('Quito', 'Stockholm', 'Bern', 'London'), 4, 'q_minus', 'relations.yaml:capital/question/0',
-        [(m('Ecuador')[0], R + 'capital', m('Quito')[0])]),
-    # … and nodes of another branch (the currencies, under another root: no common ancestor, distance −1)
+        'What is the capital of Sweden?',
+        ['Quito', 'Bern', 'Paris', 'Stockholm'], 3, 3,
+        m('Quito', 'Bern', 'Paris', 'Stockholm'), 2, 'q_minus',
+        'relations.yaml:capital/question/0',
+        [(m('Sweden')[0], R + 'capital', m('Stockholm')[0])]),
+    "contextual/4": Pinned(
+        'What is the capital of United Kingdom?',
+        ['Bern', 'London', 'Berlin', 'Stockholm'], 1, 1,
+        m('Bern', 'London', 'Berlin', 'Stockholm'), 2, 'q_minus',
+        'relations.yaml:capital/question/0',
+        [(m('UnitedKingdom')[0], R + 'capital', m('London')[0])]),
+    # … nodes of the same branch (4 hops via country) …
     "contextual/6": Pinned(
-        'What is the issuer of Japanese yen?',
-        ['Narodowy Bank Polski', 'Bank of England', 'European Central Bank', 'Bank of Japan'], 3, 3,
-        m('NBP', 'BoE', 'ECB', 'BoJ'), -1, 'q_minus', 'generic.yaml:noun/question/0',
-        [(m('Yen')[0], R + 'issuer', m('BoJ')[0])]),
+        'Which currency is used in Ecuador?',
+        ['United States dollar', 'Swiss franc', 'euro', 'Swedish krona'], 0, 0,
+        m('USDollar', 'SwissFranc', 'Euro', 'SwedishKrona'), 4, 'q_minus',
+        'relations.yaml:currency/question/1',
+        [(m('Ecuador')[0], R + 'currency', m('USDollar')[0])]),
     "contextual/8": Pinned(
+        'What is the capital of Ecuador?',
+        ['Berlin', 'Quito', 'Tokyo', 'Stockholm'], 1, 1,
+        m('Berlin', 'Quito', 'Tokyo', 'Stockholm'), 4, 'q_minus',
+        'relations.yaml:capital/question/0',
+        [(m('Ecuador')[0], R + 'capital', m('Quito')[0])]),
+    "contextual/10": Pinned(
+        'The capital of United States is which city?',
+        ['Madrid', 'Washington, D.C.', 'London', 'Tokyo'], 1, 1,
+        m('Madrid', 'Washington', 'London', 'Tokyo'), 4, 'q_minus',
+        'relations.yaml:capital/question/2',
+        [(m('UnitedStates')[0], R + 'capital', m('Washington')[0])]),
+    "contextual/11": Pinned(
+        'Which currency is used in United States?',
+        ['Polish złoty', 'United States dollar', 'Swiss franc', 'Japanese yen'], 1, 1,
+        m('Zloty', 'USDollar', 'SwissFranc', 'Yen'), 4, 'q_minus',
+        'relations.yaml:currency/question/1',
+        [(m('UnitedStates')[0], R + 'currency', m('USDollar')[0])]),
+    # … and nodes of another branch (the currencies, under another root: no common ancestor, distance −1)
+    "contextual/12": Pinned(
+        'What is the issuer of Japanese yen?',
+        ['European Central Bank', 'Bank of England', 'Bank of Japan', 'Swiss National Bank'], 2, 2,
+        m('ECB', 'BoE', 'BoJ', 'SNB'), -1, 'q_minus',
+        'generic.yaml:noun/question/0',
+        [(m('Yen')[0], R + 'issuer', m('BoJ')[0])]),
+    "contextual/14": Pinned(
         'What is the issuer of Swiss franc?',
-        ['Bank of England', 'Narodowy Bank Polski', 'Swiss National Bank', 'Federal Reserve'], 2, 2,
-        m('BoE', 'NBP', 'SNB', 'Fed'), -1, 'q_minus', 'generic.yaml:noun/question/0',
+        ['Swiss National Bank', 'Bank of Japan', 'Sveriges Riksbank', 'Bank of England'], 0, 0,
+        m('SNB', 'BoJ', 'Riksbank', 'BoE'), -1, 'q_minus',
+        'generic.yaml:noun/question/0',
         [(m('SwissFranc')[0], R + 'issuer', m('SNB')[0])]),
+    "contextual/15": Pinned(
+        'Which of the following is the issuer of Swedish krona?',
+        ['Bank of Japan', 'Federal Reserve', 'Bank of England', 'Sveriges Riksbank'], 3, 3,
+        m('BoJ', 'Fed', 'BoE', 'Riksbank'), -1, 'q_minus',
+        'generic.yaml:noun/question/1',
+        [(m('SwedishKrona')[0], R + 'issuer', m('Riksbank')[0])]),
+    "contextual/16": Pinned(
+        'Which of the following is the issuer of United States dollar?',
+        ['Federal Reserve', 'Bank of Japan', 'Bank of England', 'Swiss National Bank'], 0, 0,
+        m('Fed', 'BoJ', 'BoE', 'SNB'), -1, 'q_minus',
+        'generic.yaml:noun/question/1',
+        [(m('USDollar')[0], R + 'issuer', m('Fed')[0])]),
 }
 
 
@@ -316,7 +376,7 @@ def test_every_row_is_proved_by_an_independent_reading_of_the_kg(build: Path, or
     requests = requests_by_id(build)
     rows = mcq_rows(build)
 
-    assert len(rows) == 155
+    assert len(rows) == 219
     for row in rows:
         rid, ids, answer, target = row["id"], row["choice_ids"], row["answer"], row["target"]
         request = requests[row["request_id"]]
@@ -349,10 +409,10 @@ def test_contextual_rows_are_a_sibling_a_same_branch_node_and_another_branch_nod
     requests = requests_by_id(build)
     contextual = [row for row in rows.values() if row["probe_type"] == "contextual"]
 
-    assert len(contextual) == 77
+    assert len(contextual) == 132
     for row in contextual:
         s, other = requests[row["request_id"]]["subject_id"], row["query_subject_id"]
-        stratum = int(row["id"].rsplit("/", 1)[1]) // 3  # rows 0–2 sibling, 3–5 same branch, 6–8 other
+        stratum = int(row["id"].rsplit("/", 1)[1]) // 6  # rows 0–5 sibling, 6–11 same branch, 12–17 other
         siblings = oracle.parents.get(s, set()) & oracle.parents.get(other, set())
         assert row["role"] == "q_minus" and row["target"] == row["answer"], row["id"]
         hops = oracle.hops(s, other)
@@ -376,15 +436,15 @@ def test_the_manifest_reports_rows_per_level_and_probe_type_and_balanced_letters
     none = dict.fromkeys(PROBE_TYPES, 0)
     assert benchmark["mcq_per_level_and_probe_type"] == {
         "root": none,
-        "intermediate": {**none, "direct": 9, "conflict": 9, "contextual": 15},
-        "leaf": {**none, "direct": 15, "reverse": 18, "multi_hop": 2, "comparison": 2, "conflict": 23,
-                 "contextual": 62},
+        "intermediate": {**none, "direct": 9, "conflict": 11, "contextual": 24},
+        "leaf": {**none, "direct": 15, "reverse": 18, "multi_hop": 2, "comparison": 2, "conflict": 30,
+                 "contextual": 108},
     }
     assert Counter((row["level"], row["probe_type"]) for row in rows) == Counter({
         (level, probe): n for level, counts in benchmark["mcq_per_level_and_probe_type"].items()
         for probe, n in counts.items() if n})
-    assert benchmark["mcq_rows"] == len(rows) == 155
-    assert benchmark["letters"] == {"A": 39, "B": 38, "C": 39, "D": 39}
+    assert benchmark["mcq_rows"] == len(rows) == 219
+    assert benchmark["letters"] == {"A": 54, "B": 55, "C": 55, "D": 55}
     assert benchmark["letters"] == {letter: sum(row["answer"] == i for row in rows) for i, letter in enumerate("ABCD")}
     assert max(benchmark["letters"].values()) - min(benchmark["letters"].values()) <= 1
     assert benchmark["requests_per_level"] == {
@@ -392,7 +452,7 @@ def test_the_manifest_reports_rows_per_level_and_probe_type_and_balanced_letters
         "intermediate": {"eligible_facts": 7, "requests": 3, "largest_k": 1, "skipped_no_counterfactual": 4},
         "leaf": {"eligible_facts": 65, "requests": 10, "largest_k": 10, "skipped_no_counterfactual": 2},
     }
-    assert manifest["verify"] == {"rows_checked": 155, "failures": 0, "ok": True, "first_failures": []}
+    assert manifest["verify"] == {"rows_checked": 219, "failures": 0, "ok": True, "first_failures": []}
 
 
 def test_mcq_shards_are_zstd_parquet_per_level_listed_in_the_manifest(build: Path) -> None:
@@ -411,7 +471,7 @@ def test_ks_build_verify_accepts_the_build(build: Path, run_ks_build: Callable[.
     result = run_ks_build("verify", build)
 
     assert (result.code, result.err) == (0, "")
-    assert result.out == f"{build}: all 155 MCQ rows verified\n"
+    assert result.out == f"{build}: all 219 MCQ rows verified\n"
 
 
 def test_a_probe_with_exactly_three_valid_distractors_is_built_not_skipped(tmp_path: Path) -> None:
