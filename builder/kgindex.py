@@ -48,6 +48,7 @@ class KgIndex:
     _single: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     _kind_pools: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
     _names: dict[str, list[str]] = field(default_factory=dict)
+    _instance_classes: list[str] | None = None
     _siblings: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
     _descendants: dict[str, set[str]] = field(default_factory=dict)
 
@@ -124,6 +125,12 @@ class KgIndex:
                     found |= self.objects.get((o, inverse), frozenset())
             self._holders[key] = found
         return found
+
+    def instance_classes(self) -> list[str]:
+        """Every node that is the class of some instance (the object of an rdf:type fact), sorted (memoised)."""
+        if self._instance_classes is None:
+            self._instance_classes = sorted({o for (_s, r, o) in self.triple_of if r == RDF_TYPE})
+        return self._instance_classes
 
     def folded_names(self, node: str) -> list[str]:
         """Label and aliases, case-folded, for "reads alike" checks (memoised)."""

@@ -21,6 +21,7 @@ from rapidfuzz import fuzz
 from .hierarchy import LEVELS
 from .kgindex import KgIndex
 from .templates import TemplateLibrary
+from .vocab import RDF_TYPE
 
 K_VALUES = (1, 10, 100, 1_000, 10_000)
 SIMILAR = 90  # rapidfuzz ratio at or above which two labels count as the same answer
@@ -115,12 +116,16 @@ def counterfactual(index: KgIndex, s: str, r: str, o: str, seed: int, tid: str) 
     if index.is_hierarchy(r):
         true_values = true_values | index.descendants(s)  # "planet is a kind of giant planet" would be a loop
     o_label = index.nodes[o].label
-    pool = index.same_kind(o)
     rng = seeded_rng(seed, "target_new", tid)
-    for _ in range(min(len(pool), DRAWS)):  # sampled, not scanned: a kind may hold a hundred thousand nodes
-        c = pool[rng.randrange(len(pool))]
-        if c not in true_values and c != s and index.nodes[c].label and not similar(index.nodes[c].label, o_label):
-            return c
+    pools = [index.same_kind(o)]
+    if r == RDF_TYPE:  # a class with few sibling classes: any other class that has instances will do
+        pools.append(index.instance_classes())
+    for pool in pools:
+        for _ in range(min(len(pool), DRAWS)):  # sampled, not scanned: a kind may hold a hundred thousand nodes
+            c = pool[rng.randrange(len(pool))]
+            if c not in true_values and c != s and index.nodes[c].label \
+                    and not similar(index.nodes[c].label, o_label):
+                return c
     return None
 
 

@@ -31,8 +31,9 @@ def m(*names: str) -> list[str]:
 
 
 def build_mini(out: Path, *extra: str | Path, kg: Path = MINI_KG) -> None:
-    """`ks-build --kg KG --out OUT --max-k 10 --seed 0 --quiet EXTRA…` in-process; fails the test on a non-zero exit."""
-    args = ["--kg", str(kg), "--out", str(out), "--max-k", "10", "--seed", "0", "--quiet", *map(str, extra)]
+    """`ks-build --kg KG --out OUT --max-k 100 --seed 0 --quiet EXTRA…` in-process (every eligible fact of the mini KG
+    becomes a request); fails the test on a non-zero exit."""
+    args = ["--kg", str(kg), "--out", str(out), "--max-k", "100", "--seed", "0", "--quiet", *map(str, extra)]
     code = ks_build_main(args)
     assert code == 0, f"ks-build {' '.join(args)} exited {code}"
 

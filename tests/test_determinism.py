@@ -64,7 +64,7 @@ def test_another_seed_changes_the_mcq_rows_but_not_the_kg_tables(tmp_path: Path)
 def test_a_build_in_a_fresh_interpreter_with_another_hash_seed_gives_the_same_bytes(tmp_path: Path) -> None:
     # nothing may depend on the iteration order of sets or dicts of strings, which PYTHONHASHSEED changes
     subprocess.run([sys.executable, "-m", "knowledgesmith.builder.cli", "--kg", str(MINI_KG), "--out",
-                    str(tmp_path / "subprocess"), "--max-k", "10", "--seed", "0", "--quiet"], check=True,
+                    str(tmp_path / "subprocess"), "--max-k", "100", "--seed", "0", "--quiet"], check=True,
                    env={"PYTHONHASHSEED": "12345", "PATH": "/usr/bin:/bin"})
     build_mini(tmp_path / "in-process")
 

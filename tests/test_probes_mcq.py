@@ -1,12 +1,12 @@
 """Requests, the six probe types and the 4-way MCQ rows of the hand-written mini KG, pinned exactly (issue 3).
 
-The mini KG (tests/data/mini_kg.ttl) is built with `--max-k 10 --seed 0`. One request carries every probe type:
-Italy's currency, euro → Swiss franc. Its rows were computed once with the code and checked by hand against the KG:
-every gold is true, every distractor false, every target as README / builder/probes.py define it (Q+ rows point at
-what the edit makes true — the Swiss franc, the Swiss National Bank, Switzerland —, reverse rows are undecided (−1),
-Q− rows keep their answer). Every other row of the build is checked against an independent reading of the KG.
-(Re-derived and re-checked by hand when distractors came to be drawn without replacement and the rows per probe type
-became data in templates/probes.yaml.)
+The mini KG (tests/data/mini_kg.ttl) is built with `--max-k 100 --seed 0` (every eligible fact a request). One request
+carries every probe type: Italy's currency, euro → Swiss franc. Its rows were computed once with the code and checked
+by hand against the KG: every gold is true, every distractor false, every target as README / builder/probes.py define
+it (Q+ rows point at what the edit makes true — the Swiss franc, the Swiss National Bank, Switzerland —, reverse rows
+are undecided (−1), Q− rows keep their answer). Every other row of the build is checked against an independent reading
+of the KG. (Re-derived and re-checked by hand when distractors came to be drawn without replacement and the rows per
+probe type became data in templates/probes.yaml.)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import pyarrow.parquet as pq
 import pytest
-from minikg import HIERARCHY, SUBCLASS_OF, Oracle, R, build_mini, m, mcq_rows, requests_by_id
+from minikg import HIERARCHY, RDF_TYPE, SUBCLASS_OF, Oracle, R, build_mini, m, mcq_rows, requests_by_id
 
 from knowledgesmith.builder.cli import main as ks_build_main
 
@@ -46,67 +46,67 @@ PINNED: dict[str, Pinned] = {
     # direct (Q+): the edited relation of the subject, one row per written phrasing; gold euro, target Swiss franc
     "direct/0": Pinned(
         'What is the currency of Italy?',
-        ['United States dollar', 'pound sterling', 'Swiss franc', 'euro'], 3, 2,
-        m('USDollar', 'PoundSterling', 'SwissFranc', 'Euro'), 0, 'q_plus',
+        ['United States dollar', 'euro', 'pound sterling', 'Swiss franc'], 1, 3,
+        m('USDollar', 'Euro', 'PoundSterling', 'SwissFranc'), 0, 'q_plus',
         'relations.yaml:currency/question/0',
         [ITALY_CURRENCY]),
     "direct/1": Pinned(
         'Which currency is used in Italy?',
-        ['Japanese yen', 'pound sterling', 'euro', 'Swiss franc'], 2, 3,
-        m('Yen', 'PoundSterling', 'Euro', 'SwissFranc'), 0, 'q_plus',
+        ['euro', 'Japanese yen', 'pound sterling', 'Swiss franc'], 0, 3,
+        m('Euro', 'Yen', 'PoundSterling', 'SwissFranc'), 0, 'q_plus',
         'relations.yaml:currency/question/1',
         [ITALY_CURRENCY]),
     "direct/2": Pinned(
         'The official currency of Italy is which of these?',
-        ['Japanese yen', 'euro', 'Swedish krona', 'Swiss franc'], 1, 3,
-        m('Yen', 'Euro', 'SwedishKrona', 'SwissFranc'), 0, 'q_plus',
+        ['Japanese yen', 'Swedish krona', 'euro', 'Swiss franc'], 2, 3,
+        m('Yen', 'SwedishKrona', 'Euro', 'SwissFranc'), 0, 'q_plus',
         'relations.yaml:currency/question/2',
         [ITALY_CURRENCY]),
     # reverse (Q+): the subject given the object, one row per reverse phrasing; target undecided by design
     "reverse/0": Pinned(
         'Which country uses the euro as its currency?',
-        ['Sweden', 'Poland', 'United Kingdom', 'Italy'], 3, -1,
-        m('Sweden', 'Poland', 'UnitedKingdom', 'Italy'), 0, 'q_plus',
+        ['Italy', 'Sweden', 'Poland', 'United Kingdom'], 0, -1,
+        m('Italy', 'Sweden', 'Poland', 'UnitedKingdom'), 0, 'q_plus',
         'relations.yaml:currency/reverse/0',
         [ITALY_CURRENCY]),
     "reverse/1": Pinned(
         'In which country is the euro the official currency?',
-        ['Poland', 'Sweden', 'Italy', 'United Kingdom'], 2, -1,
-        m('Poland', 'Sweden', 'Italy', 'UnitedKingdom'), 0, 'q_plus',
+        ['Poland', 'Sweden', 'United Kingdom', 'Italy'], 3, -1,
+        m('Poland', 'Sweden', 'UnitedKingdom', 'Italy'), 0, 'q_plus',
         'relations.yaml:currency/reverse/1',
         [ITALY_CURRENCY]),
     "reverse/2": Pinned(
         'The euro is the currency of which country?',
-        ['United Kingdom', 'Sweden', 'Poland', 'Italy'], 3, -1,
-        m('UnitedKingdom', 'Sweden', 'Poland', 'Italy'), 0, 'q_plus',
+        ['United Kingdom', 'Sweden', 'Italy', 'Poland'], 2, -1,
+        m('UnitedKingdom', 'Sweden', 'Italy', 'Poland'), 0, 'q_plus',
         'relations.yaml:currency/reverse/2',
         [ITALY_CURRENCY]),
     # multi-hop (Q+): Italy → euro → European Central Bank; after the edit Swiss franc → Swiss National Bank.
     # `issuer` has no written entry, so the second hop uses the generic noun phrasing of its label.
     "multi_hop/0": Pinned(
         'What is the issuer of the currency of Italy?',
-        ['European Central Bank', 'Bank of Japan', 'Swiss National Bank', 'Bank of England'], 0, 2,
-        m('ECB', 'BoJ', 'SNB', 'BoE'), 1, 'q_plus',
+        ['Bank of Japan', 'Swiss National Bank', 'Bank of England', 'European Central Bank'], 3, 1,
+        m('BoJ', 'SNB', 'BoE', 'ECB'), 1, 'q_plus',
         'generic.yaml:noun/question/0',
         [ITALY_CURRENCY, (m('Euro')[0], R + 'issuer', m('ECB')[0])]),
     # comparison (Q+): peers sharing the euro (Spain, Germany); after the edit the peer sharing the Swiss franc
     "comparison/0": Pinned(
         'Which of the following uses the same currency as Italy?',
-        ['Poland', 'Spain', 'Switzerland', 'Sweden'], 1, 2,
-        m('Poland', 'Spain', 'Switzerland', 'Sweden'), 0, 'q_plus',
+        ['Poland', 'Switzerland', 'Spain', 'Sweden'], 2, 1,
+        m('Poland', 'Switzerland', 'Spain', 'Sweden'), 0, 'q_plus',
         'relations.yaml:currency/same/0',
         [ITALY_CURRENCY, (m('Spain')[0], R + 'currency', m('Euro')[0])]),
     "comparison/1": Pinned(
         'Which of the following uses the same currency as Italy?',
-        ['Sweden', 'Poland', 'Germany', 'Switzerland'], 2, 3,
-        m('Sweden', 'Poland', 'Germany', 'Switzerland'), 0, 'q_plus',
+        ['Sweden', 'Poland', 'Switzerland', 'Germany'], 3, 2,
+        m('Sweden', 'Poland', 'Switzerland', 'Germany'), 0, 'q_plus',
         'relations.yaml:currency/same/0',
         [ITALY_CURRENCY, (m('Germany')[0], R + 'currency', m('Euro')[0])]),
     # conflict Q+: the context asserts the new fact; gold the old answer, target the new one
     "conflict/0": Pinned(
         'Context: The currency of Italy is the Swiss franc.\nQuestion: What is the currency of Italy?',
-        ['United States dollar', 'Swiss franc', 'Polish złoty', 'euro'], 3, 1,
-        m('USDollar', 'SwissFranc', 'Zloty', 'Euro'), 0, 'q_plus',
+        ['United States dollar', 'euro', 'Swiss franc', 'Polish złoty'], 1, 2,
+        m('USDollar', 'Euro', 'SwissFranc', 'Zloty'), 0, 'q_plus',
         'relations.yaml:currency/question/0',
         [ITALY_CURRENCY]),
     # conflict Q−: unedited facts of siblings under a misleading context; answer unchanged
@@ -137,8 +137,8 @@ PINNED: dict[str, Pinned] = {
         [(m('Poland')[0], R + 'currency', m('Zloty')[0])]),
     "contextual/1": Pinned(
         'Which currency is used in Sweden?',
-        ['Swedish krona', 'United States dollar', 'pound sterling', 'Swiss franc'], 0, 0,
-        m('SwedishKrona', 'USDollar', 'PoundSterling', 'SwissFranc'), 2, 'q_minus',
+        ['United States dollar', 'Swedish krona', 'pound sterling', 'Swiss franc'], 1, 1,
+        m('USDollar', 'SwedishKrona', 'PoundSterling', 'SwissFranc'), 2, 'q_minus',
         'relations.yaml:currency/question/1',
         [(m('Sweden')[0], R + 'currency', m('SwedishKrona')[0])]),
     "contextual/2": Pinned(
@@ -149,14 +149,14 @@ PINNED: dict[str, Pinned] = {
         [(m('Spain')[0], R + 'capital', m('Madrid')[0])]),
     "contextual/3": Pinned(
         'What is the capital of Sweden?',
-        ['Quito', 'Bern', 'Paris', 'Stockholm'], 3, 3,
-        m('Quito', 'Bern', 'Paris', 'Stockholm'), 2, 'q_minus',
+        ['Quito', 'Stockholm', 'Bern', 'Paris'], 1, 1,
+        m('Quito', 'Stockholm', 'Bern', 'Paris'), 2, 'q_minus',
         'relations.yaml:capital/question/0',
         [(m('Sweden')[0], R + 'capital', m('Stockholm')[0])]),
     "contextual/4": Pinned(
         'What is the capital of United Kingdom?',
-        ['Bern', 'London', 'Berlin', 'Stockholm'], 1, 1,
-        m('Bern', 'London', 'Berlin', 'Stockholm'), 2, 'q_minus',
+        ['Bern', 'Berlin', 'London', 'Stockholm'], 2, 2,
+        m('Bern', 'Berlin', 'London', 'Stockholm'), 2, 'q_minus',
         'relations.yaml:capital/question/0',
         [(m('UnitedKingdom')[0], R + 'capital', m('London')[0])]),
     # … nodes of the same branch (4 hops via country) …
@@ -168,45 +168,45 @@ PINNED: dict[str, Pinned] = {
         [(m('Ecuador')[0], R + 'currency', m('USDollar')[0])]),
     "contextual/8": Pinned(
         'What is the capital of Ecuador?',
-        ['Berlin', 'Quito', 'Tokyo', 'Stockholm'], 1, 1,
-        m('Berlin', 'Quito', 'Tokyo', 'Stockholm'), 4, 'q_minus',
+        ['Berlin', 'Tokyo', 'Stockholm', 'Quito'], 3, 3,
+        m('Berlin', 'Tokyo', 'Stockholm', 'Quito'), 4, 'q_minus',
         'relations.yaml:capital/question/0',
         [(m('Ecuador')[0], R + 'capital', m('Quito')[0])]),
     "contextual/10": Pinned(
         'The capital of United States is which city?',
-        ['Madrid', 'Washington, D.C.', 'London', 'Tokyo'], 1, 1,
-        m('Madrid', 'Washington', 'London', 'Tokyo'), 4, 'q_minus',
+        ['Madrid', 'London', 'Washington, D.C.', 'Tokyo'], 2, 2,
+        m('Madrid', 'London', 'Washington', 'Tokyo'), 4, 'q_minus',
         'relations.yaml:capital/question/2',
         [(m('UnitedStates')[0], R + 'capital', m('Washington')[0])]),
     "contextual/11": Pinned(
         'Which currency is used in United States?',
-        ['Polish złoty', 'United States dollar', 'Swiss franc', 'Japanese yen'], 1, 1,
-        m('Zloty', 'USDollar', 'SwissFranc', 'Yen'), 4, 'q_minus',
+        ['Polish złoty', 'Swiss franc', 'Japanese yen', 'United States dollar'], 3, 3,
+        m('Zloty', 'SwissFranc', 'Yen', 'USDollar'), 4, 'q_minus',
         'relations.yaml:currency/question/1',
         [(m('UnitedStates')[0], R + 'currency', m('USDollar')[0])]),
     # … and nodes of another branch (the currencies, under another root: no common ancestor, distance −1)
     "contextual/12": Pinned(
         'What is the issuer of Japanese yen?',
-        ['European Central Bank', 'Bank of England', 'Bank of Japan', 'Swiss National Bank'], 2, 2,
-        m('ECB', 'BoE', 'BoJ', 'SNB'), -1, 'q_minus',
+        ['Bank of Japan', 'European Central Bank', 'Bank of England', 'Swiss National Bank'], 0, 0,
+        m('BoJ', 'ECB', 'BoE', 'SNB'), -1, 'q_minus',
         'generic.yaml:noun/question/0',
         [(m('Yen')[0], R + 'issuer', m('BoJ')[0])]),
     "contextual/14": Pinned(
         'What is the issuer of Swiss franc?',
-        ['Swiss National Bank', 'Bank of Japan', 'Sveriges Riksbank', 'Bank of England'], 0, 0,
-        m('SNB', 'BoJ', 'Riksbank', 'BoE'), -1, 'q_minus',
+        ['Bank of Japan', 'Swiss National Bank', 'Sveriges Riksbank', 'Bank of England'], 1, 1,
+        m('BoJ', 'SNB', 'Riksbank', 'BoE'), -1, 'q_minus',
         'generic.yaml:noun/question/0',
         [(m('SwissFranc')[0], R + 'issuer', m('SNB')[0])]),
     "contextual/15": Pinned(
         'Which of the following is the issuer of Swedish krona?',
-        ['Bank of Japan', 'Federal Reserve', 'Bank of England', 'Sveriges Riksbank'], 3, 3,
-        m('BoJ', 'Fed', 'BoE', 'Riksbank'), -1, 'q_minus',
+        ['Sveriges Riksbank', 'Bank of Japan', 'Federal Reserve', 'Bank of England'], 0, 0,
+        m('Riksbank', 'BoJ', 'Fed', 'BoE'), -1, 'q_minus',
         'generic.yaml:noun/question/1',
         [(m('SwedishKrona')[0], R + 'issuer', m('Riksbank')[0])]),
     "contextual/16": Pinned(
         'Which of the following is the issuer of United States dollar?',
-        ['Federal Reserve', 'Bank of Japan', 'Bank of England', 'Swiss National Bank'], 0, 0,
-        m('Fed', 'BoJ', 'BoE', 'SNB'), -1, 'q_minus',
+        ['Bank of Japan', 'Bank of England', 'Swiss National Bank', 'Federal Reserve'], 3, 3,
+        m('BoJ', 'BoE', 'SNB', 'Fed'), -1, 'q_minus',
         'generic.yaml:noun/question/1',
         [(m('USDollar')[0], R + 'issuer', m('Fed')[0])]),
 }
@@ -305,7 +305,7 @@ def test_the_pinned_request_row(build: Path) -> None:
         "triple_id": "d1fdb0134947a5b288950a60", "subject_id": M_ITALY, "relation_id": R + "currency",
         "target_true_id": m("Euro")[0], "target_new_id": m("SwissFranc")[0], "subject": "Italy",
         "relation": "currency", "target_true": "euro", "target_new": "Swiss franc",
-        "prompt": "The currency of {} is the", "neutral_answer": "I am not sure which currency it uses.", "k_min": 10,
+        "prompt": "The currency of {} is the", "neutral_answer": "I am not sure which currency it uses.", "k_min": 100,
     }
 
 
@@ -315,20 +315,21 @@ def test_the_pinned_request_row(build: Path) -> None:
 def test_the_requests_are_pinned_and_each_edits_a_true_fact_to_a_false_object(build: Path, oracle: Oracle) -> None:
     requests = sorted(requests_by_id(build).values(), key=lambda q: (q["level"], q["k_min"], q["request_id"]))
 
+    assert len(requests) == 68  # every eligible fact of the mini KG (--max-k 100)
     assert [(q["level"], q["k_min"], q["subject"], q["relation"], q["target_true"], q["target_new"])
-            for q in requests] == [
+            for q in requests if q["k_min"] <= 10] == [
         ("intermediate", 1, "country in the Americas", "subclass of", "country", "Asian country"),
         ("intermediate", 10, "Asian country", "subclass of", "country", "city"),
         ("intermediate", 10, "European country", "subclass of", "country", "Asian country"),
-        ("leaf", 1, "European Central Bank", "instance of", "central bank", "currency"),
+        ("leaf", 1, "United States dollar", "instance of", "currency", "Asian country"),
         ("leaf", 10, "Spain", "capital", "Madrid", "London"),
         ("leaf", 10, "United States", "instance of", "country in the Americas", "Asian country"),
         ("leaf", 10, "Italy", "instance of", "European country", "Asian country"),
-        ("leaf", 10, "pound sterling", "issuer", "Bank of England", "Bank of Japan"),
         ("leaf", 10, "Italy", "capital", "Rome", "Tokyo"),
         ("leaf", 10, "Spain", "instance of", "European country", "country in the Americas"),
+        ("leaf", 10, "Federal Reserve", "instance of", "central bank", "country in the Americas"),
         ("leaf", 10, "Sweden", "currency", "Swedish krona", "United States dollar"),
-        ("leaf", 10, "Italy", "currency", "euro", "Swiss franc"),
+        ("leaf", 10, "European Central Bank", "instance of", "central bank", "currency"),
         ("leaf", 10, "United Kingdom", "instance of", "European country", "country in the Americas"),
     ]
     for q in requests:
@@ -339,8 +340,10 @@ def test_the_requests_are_pinned_and_each_edits_a_true_fact_to_a_false_object(bu
         assert (s, r, o) in oracle.facts or (r in HIERARCHY and o in oracle.parents[s]), q["request_id"]
         assert oracle.holds(s, r, o) and not oracle.holds(s, r, new), q["request_id"]
         assert new != s and not (r == SUBCLASS_OF and new in oracle.descendants(s)), q["request_id"]
-        if q["level"] == "leaf":  # instances: the new object shares a class with the true one
-            assert oracle.parents[o] & oracle.parents[new], q["request_id"]
+        if r == RDF_TYPE:  # a new class: any class that has instances (sibling classes may be too few)
+            assert any(new in parents for parents in oracle.parents.values()), q["request_id"]
+        elif q["level"] == "leaf":  # instances: the new object is of the true one's kind (a common ancestor class)
+            assert oracle.hops(o, new) is not None, q["request_id"]
         assert (q["subject"], q["target_true"], q["target_new"]) == (
             oracle.labels[s], oracle.labels[o], oracle.labels[new])
 
@@ -354,6 +357,7 @@ def test_prompts_and_neutral_answers_come_from_the_relation_phrasings(build: Pat
         ("capital", "The capital of {} is", "I am not sure which city is its capital."),
         ("currency", "The currency of {} is the", "I am not sure which currency it uses."),
         ("issuer", "The issuer of {} is", "I am not sure what its issuer is."),
+        ("capital of", "{} is the capital of", "I am not sure which country it is the capital of."),
     }
 
 
@@ -363,12 +367,13 @@ def test_request_sets_are_nested_per_level(build: Path, tmp_path: Path) -> None:
     k1 = requests_by_id(tmp_path / "k1")
 
     assert sorted((q["level"], q["k_min"]) for q in k10.values()) == (
-        [("intermediate", 1), ("intermediate", 10), ("intermediate", 10)] + [("leaf", 1)] + [("leaf", 10)] * 9)
+        [("intermediate", 1), ("intermediate", 10), ("intermediate", 10)] + [("leaf", 1)] + [("leaf", 10)] * 9
+        + [("leaf", 100)] * 55)
     assert k1 == {rid: q for rid, q in k10.items() if q["k_min"] == 1}
     assert sorted((q["level"], q["subject"], q["relation"], q["target_true"], q["target_new"])
                   for q in k1.values()) == [
         ("intermediate", "country in the Americas", "subclass of", "country", "Asian country"),
-        ("leaf", "European Central Bank", "instance of", "central bank", "currency"),
+        ("leaf", "United States dollar", "instance of", "currency", "Asian country"),
     ]
 
 
@@ -376,7 +381,7 @@ def test_every_row_is_proved_by_an_independent_reading_of_the_kg(build: Path, or
     requests = requests_by_id(build)
     rows = mcq_rows(build)
 
-    assert len(rows) == 219
+    assert len(rows) == 963
     for row in rows:
         rid, ids, answer, target = row["id"], row["choice_ids"], row["answer"], row["target"]
         request = requests[row["request_id"]]
@@ -409,7 +414,7 @@ def test_contextual_rows_are_a_sibling_a_same_branch_node_and_another_branch_nod
     requests = requests_by_id(build)
     contextual = [row for row in rows.values() if row["probe_type"] == "contextual"]
 
-    assert len(contextual) == 132
+    assert len(contextual) == 577
     for row in contextual:
         s, other = requests[row["request_id"]]["subject_id"], row["query_subject_id"]
         stratum = int(row["id"].rsplit("/", 1)[1]) // 6  # rows 0–5 sibling, 6–11 same branch, 12–17 other
@@ -437,22 +442,22 @@ def test_the_manifest_reports_rows_per_level_and_probe_type_and_balanced_letters
     assert benchmark["mcq_per_level_and_probe_type"] == {
         "root": none,
         "intermediate": {**none, "direct": 9, "conflict": 11, "contextual": 24},
-        "leaf": {**none, "direct": 15, "reverse": 18, "multi_hop": 2, "comparison": 2, "conflict": 30,
-                 "contextual": 108},
+        "leaf": {**none, "direct": 87, "reverse": 96, "multi_hop": 12, "comparison": 10, "conflict": 161,
+                 "contextual": 553},
     }
     assert Counter((row["level"], row["probe_type"]) for row in rows) == Counter({
         (level, probe): n for level, counts in benchmark["mcq_per_level_and_probe_type"].items()
         for probe, n in counts.items() if n})
-    assert benchmark["mcq_rows"] == len(rows) == 219
-    assert benchmark["letters"] == {"A": 54, "B": 55, "C": 55, "D": 55}
+    assert benchmark["mcq_rows"] == len(rows) == 963
+    assert benchmark["letters"] == {"A": 241, "B": 241, "C": 240, "D": 241}
     assert benchmark["letters"] == {letter: sum(row["answer"] == i for row in rows) for i, letter in enumerate("ABCD")}
     assert max(benchmark["letters"].values()) - min(benchmark["letters"].values()) <= 1
     assert benchmark["requests_per_level"] == {
         "root": {"eligible_facts": 0, "requests": 0, "largest_k": 0, "skipped_no_counterfactual": 0},
         "intermediate": {"eligible_facts": 7, "requests": 3, "largest_k": 1, "skipped_no_counterfactual": 4},
-        "leaf": {"eligible_facts": 65, "requests": 10, "largest_k": 10, "skipped_no_counterfactual": 2},
+        "leaf": {"eligible_facts": 65, "requests": 65, "largest_k": 10, "skipped_no_counterfactual": 0},
     }
-    assert manifest["verify"] == {"rows_checked": 219, "failures": 0, "ok": True, "first_failures": []}
+    assert manifest["verify"] == {"rows_checked": 963, "failures": 0, "ok": True, "first_failures": []}
 
 
 def test_mcq_shards_are_zstd_parquet_per_level_listed_in_the_manifest(build: Path) -> None:
@@ -471,7 +476,7 @@ def test_ks_build_verify_accepts_the_build(build: Path, run_ks_build: Callable[.
     result = run_ks_build("verify", build)
 
     assert (result.code, result.err) == (0, "")
-    assert result.out == f"{build}: all 219 MCQ rows verified\n"
+    assert result.out == f"{build}: all 963 MCQ rows verified\n"
 
 
 def test_a_probe_with_exactly_three_valid_distractors_is_built_not_skipped(tmp_path: Path) -> None:
@@ -482,12 +487,10 @@ def test_a_probe_with_exactly_three_valid_distractors_is_built_not_skipped(tmp_p
     kg.write_text(FOUR_CURRENCIES, encoding="utf-8")
     out = tmp_path / "out"
     assert ks_build_main(["--kg", str(kg), "--out", str(out), "--max-k", "10", "--quiet"]) == 0
-    currency_requests = [q for q in requests_by_id(out).values() if q["relation"] == "currency"]
-    direct = [row for row in mcq_rows(out) if row["probe_type"] == "direct"]
-    skipped = json.loads((out / "manifest.json").read_text())["benchmark"]["probes_skipped"]
+    currency_requests = {q["request_id"] for q in requests_by_id(out).values() if q["relation"] == "currency"}
+    direct = [row for row in mcq_rows(out) if row["probe_type"] == "direct" and row["request_id"] in currency_requests]
 
     assert len(currency_requests) == 4
-    assert "direct: fewer than 3 distractors" not in skipped
     assert len(direct) == 3 * len(currency_requests)
 
 

@@ -22,7 +22,7 @@ REQUEST = "req-d1fdb0134947a5b288950a60"  # Italy's currency: euro → Swiss fra
 EUROPEAN_COUNTRY_KIND_OF = "req-904d0f81e2128081b29d143e/direct/0"  # "European country is a kind of which …?"
 SPAIN_USES_EURO = "ddf4528ec87512142b7380f8"  # triple id of (Spain, currency, euro)
 ITALY_USES_EURO = "d1fdb0134947a5b288950a60"
-ROWS = 219
+ROWS = 963
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_a_shard_rewritten_without_changes_verifies_clean(copied: Path, run_ks_b
 def test_a_wrong_answer_index_is_caught(copied: Path, run_ks_build: Callable[..., Any]) -> None:
     before = tamper(copied, f"{REQUEST}/direct/0", answer=0)  # the US dollar instead of the euro
 
-    assert before["answer"] == 3 and before["choice_ids"][0] == m("USDollar")[0]
+    assert before["answer"] == 1 and before["choice_ids"][0] == m("USDollar")[0]
     assert_rejected(run_ks_build, copied, f"{REQUEST}/direct/0", f"gold {M}USDollar is not entailed by the KG")
 
 
@@ -101,23 +101,23 @@ def test_an_answer_that_is_not_a_letter_is_caught(copied: Path, run_ks_build: Ca
 
 
 def test_a_distractor_replaced_by_another_true_value_is_caught(copied: Path, run_ks_build: Callable[..., Any]) -> None:
-    # "Which country uses the euro as its currency?" [Sweden, Poland, United Kingdom, Italy]: Spain uses the euro too
-    replace_option(copied, f"{REQUEST}/reverse/0", 0, m("Spain")[0], "Spain")
+    # "Which country uses the euro as its currency?" [Italy, Sweden, Poland, United Kingdom]: Spain uses the euro too
+    replace_option(copied, f"{REQUEST}/reverse/0", 1, m("Spain")[0], "Spain")
 
-    assert_rejected(run_ks_build, copied, f"{REQUEST}/reverse/0", f"distractor A ({M}Spain) is entailed by the KG")
+    assert_rejected(run_ks_build, copied, f"{REQUEST}/reverse/0", f"distractor B ({M}Spain) is entailed by the KG")
 
 
 def test_a_distractor_replaced_by_an_ancestor_class_is_caught(copied: Path, run_ks_build: Callable[..., Any]) -> None:
-    # "European country is a kind of which of the following?" [Asian country, country, city, …]: it is also a kind
+    # "European country is a kind of which of the following?" [Asian country, city, country, …]: it is also a kind
     # of place, through country (transitivity along the hierarchy)
-    replace_option(copied, EUROPEAN_COUNTRY_KIND_OF, 2, m("Place")[0], "place")
+    replace_option(copied, EUROPEAN_COUNTRY_KIND_OF, 1, m("Place")[0], "place")
 
-    assert_rejected(run_ks_build, copied, EUROPEAN_COUNTRY_KIND_OF, f"distractor C ({M}Place) is entailed by the KG")
+    assert_rejected(run_ks_build, copied, EUROPEAN_COUNTRY_KIND_OF, f"distractor B ({M}Place) is entailed by the KG")
 
 
 def test_a_comparison_distractor_replaced_by_another_peer_is_caught(copied: Path,
                                                                     run_ks_build: Callable[..., Any]) -> None:
-    # "Which of the following uses the same currency as Italy?" [Poland, Spain, Switzerland, Sweden]: so does France
+    # "Which of the following uses the same currency as Italy?" [Poland, Switzerland, Spain, Sweden]: so does France
     replace_option(copied, f"{REQUEST}/comparison/0", 3, m("France")[0], "France")
 
     assert_rejected(run_ks_build, copied, f"{REQUEST}/comparison/0", f"distractor D ({M}France) is entailed by the KG")
@@ -150,8 +150,8 @@ def test_an_option_that_is_not_a_node_of_the_kg_is_caught(copied: Path, run_ks_b
 
 @pytest.mark.parametrize(("probe", "target", "reason"), [
     ("direct/2", 0, "target is not the request's new object"),  # Japanese yen, not the Swiss franc
-    ("conflict/0", 2, "target is not the request's new object"),  # Polish złoty
-    ("multi_hop/0", 3, "target does not follow from the request's new object"),  # Bank of England, not the SNB
+    ("conflict/0", 3, "target is not the request's new object"),  # Polish złoty
+    ("multi_hop/0", 2, "target does not follow from the request's new object"),  # Bank of England, not the SNB
     ("comparison/0", 0, "target does not follow from the request's new object"),  # Poland, not Switzerland
     ("reverse/0", 1, "a reverse row's target must be undecided (-1)"),
     ("contextual/0", 0, "a Q− row's target must be its answer"),  # Q− rows keep their answer
@@ -179,7 +179,7 @@ def test_an_undecided_target_where_the_edit_decides_an_option_is_caught(probe: s
 def test_a_wrong_gold_disguised_by_re_pointing_the_rows_query_at_another_subject_is_caught(
         copied: Path, run_ks_build: Callable[..., Any]) -> None:
     uk_uses_pound = triple_id(copied, m("UnitedKingdom")[0], R + "currency", m("PoundSterling")[0])
-    tamper(copied, f"{REQUEST}/direct/0", answer=1, query_subject_id=m("UnitedKingdom")[0], provenance=[uk_uses_pound])
+    tamper(copied, f"{REQUEST}/direct/0", answer=2, query_subject_id=m("UnitedKingdom")[0], provenance=[uk_uses_pound])
 
     result = run_ks_build("verify", copied)
 
