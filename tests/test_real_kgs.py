@@ -461,8 +461,8 @@ def test_schema_org_child_of_a_root_is_its_own_branch(schema_org: Built) -> None
     "junk facts: sdo.json-ld files 584 terms under their schema.org section with schema:isPartOf "
     "<https://pending.schema.org> (and health-lifesci, bib, auto, meta): vocabulary metadata like schema:source, "
     "yet kept as facts, and the five section hosts become unlabelled nodes outside the hierarchy. schema:isPartOf "
-    "itself is a real relation, so the fix is in graph.py (treat the section hosts as documents, like owl:Ontology "
-    "headers, and drop facts pointing at them), which is being optimised by another engineer"))
+    "itself is a real relation, so a fix needs a rule that tells section hosts from real parts (treat them as "
+    "documents, like owl:Ontology headers); not special-cased yet"))
 def test_schema_org_section_membership_is_not_a_fact(schema_org: Built) -> None:
     sections = {f"https://{name}.schema.org" for name in ("pending", "health-lifesci", "bib", "auto", "meta")}
     assert not sections & {t["object_id"] for t in schema_org.triples}
