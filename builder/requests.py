@@ -103,10 +103,19 @@ def build_requests(index: KgIndex, templates: TemplateLibrary, domain: str, seed
                 continue
             chosen.append(_request(index, templates, domain, level, tid, s, r, o, new, len(chosen)))
         requests.extend(chosen)
-        full_k = max((k for k in K_VALUES if k <= len(chosen)), default=0)
+        full_k = 10 ** (len(str(len(chosen))) - 1) if chosen else 0  # the largest power of ten ≤ requests
         report[level] = {"eligible_facts": len(by_level.get(level, [])), "requests": len(chosen),
                          "largest_k": full_k, "skipped_no_counterfactual": skipped_no_target}
     return requests, report
+
+
+def k_of_rank(rank: int) -> int:
+    """The smallest k of the scale 1, 10, 100, … (K_VALUES, continued by powers of ten past 10 000 when --max-k asks
+    for more) whose set holds the request at this rank."""
+    k = 1
+    while rank >= k:
+        k *= 10
+    return k
 
 
 def counterfactual(index: KgIndex, s: str, r: str, o: str, seed: int, tid: str) -> str | None:
@@ -140,7 +149,7 @@ def _request(index: KgIndex, templates: TemplateLibrary, domain: str, level: str
         request_id=f"req-{tid}", domain=domain, level=level, branch_id=index.nodes[s].branch, triple_id=tid,
         subject_id=s, relation_id=r, target_true_id=o, target_new_id=new, subject=subject, relation=relation_label,
         target_true=target_true, target_new=target_new, prompt=prompt, neutral_answer=neutral,
-        k_min=next(k for k in K_VALUES if rank < k))
+        k_min=k_of_rank(rank))
 
 
 def requests_table(requests: list[Request]) -> pa.Table:
