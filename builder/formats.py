@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import io
 import json
 import lzma
 import re
@@ -77,6 +76,20 @@ def parse_format_name(name: str) -> KgFormat:
         raise KsUserError(f"unknown format {name!r}; known formats: {known}") from None
 
 
+# Errors a decompressing stream raises on truncated or corrupt data, mid-read.
+DECOMPRESSION_ERRORS = (EOFError, OSError, lzma.LZMAError, zlib.error)
+_COMPRESSION_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
+
+
+def compression_of(magic: bytes) -> str | None:
+    """`gzip`, `bzip2` or `xz` from a file's first bytes, else None."""
+    return next((name for prefix, name in _COMPRESSION_MAGIC.items() if magic.startswith(prefix)), None)
+
+
+def corrupt_compressed_data(path: Path, exc: BaseException) -> KsUserError:
+    return KsUserError(f"compressed data is truncated or corrupt ({exc})", path=str(path))
+
+
 def open_kg_bytes(path: Path) -> BinaryIO:
     """Open a KG file for binary reading, transparently decompressing gzip, bzip2 and xz (detected by magic bytes)."""
     if not path.exists():
@@ -89,11 +102,12 @@ def open_kg_bytes(path: Path) -> BinaryIO:
         raise KsUserError(f"cannot open: {exc.strerror}", path=str(path)) from None
     magic = raw.read(6)
     raw.seek(0)
-    if magic[:2] == b"\x1f\x8b":
+    compression = compression_of(magic)
+    if compression == "gzip":
         return _skip_bom(gzip.GzipFile(fileobj=raw, mode="rb"), path)  # type: ignore[arg-type]
-    if magic[:3] == b"BZh":
+    if compression == "bzip2":
         return _skip_bom(bz2.BZ2File(raw, mode="rb"), path)  # type: ignore[arg-type]
-    if magic[:6] == b"\xfd7zXZ\x00":
+    if compression == "xz":
         return _skip_bom(lzma.LZMAFile(raw, mode="rb"), path)  # type: ignore[arg-type]
     if magic[:4] == b"PK\x03\x04":
         raw.close()
@@ -115,9 +129,9 @@ def _skip_bom(stream: BinaryIO, path: Path) -> BinaryIO:
     try:
         if stream.read(3) != _UTF8_BOM:
             stream.seek(0)
-    except (EOFError, OSError, lzma.LZMAError, zlib.error) as exc:
+    except DECOMPRESSION_ERRORS as exc:
         stream.close()
-        raise KsUserError(f"compressed data is truncated or corrupt ({exc})", path=str(path)) from None
+        raise corrupt_compressed_data(path, exc) from None
     return stream
 
 
@@ -126,8 +140,8 @@ def read_head(path: Path, size: int = SNIFF_BYTES) -> bytes:
     with open_kg_bytes(path) as handle:
         try:
             return handle.read(size)
-        except (EOFError, OSError, lzma.LZMAError) as exc:
-            raise KsUserError(f"compressed data is truncated or corrupt ({exc})", path=str(path)) from None
+        except DECOMPRESSION_ERRORS as exc:
+            raise corrupt_compressed_data(path, exc) from None
 
 
 def logical_suffix(path: Path) -> str:
@@ -342,7 +356,3 @@ def describe(fmt: KgFormat) -> str:
         KgFormat.TRIG: "TriG", KgFormat.RDFXML: "RDF/XML", KgFormat.N3: "N3", KgFormat.JSONLD: "JSON-LD",
         KgFormat.JSON: "JSON", KgFormat.JSONL: "JSON Lines",
     }[fmt]
-
-
-def text_stream(handle: BinaryIO) -> io.TextIOWrapper:
-    return io.TextIOWrapper(handle, encoding="utf-8-sig", errors="strict")

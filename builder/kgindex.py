@@ -174,16 +174,6 @@ class KgIndex:
             self._descendants[node] = cached
         return cached
 
-    def kind(self, node: str) -> tuple[str, ...]:
-        """What kind of thing a node is, for choosing options of the same kind: its types, else its parents (for
-        classes), else its level and branch."""
-        info = self.nodes[node]
-        if info.types:
-            return ("type", *sorted(info.types))
-        if info.parents:
-            return ("parent", *info.parents)
-        return ("level", info.level, info.branch or "")
-
     def same_kind(self, node: str) -> list[str]:
         """Nodes of the same kind as `node` (sorted, `node` included; memoised per kind, do not modify). Sharing one
         type or one parent is enough."""

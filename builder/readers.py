@@ -9,11 +9,9 @@ from __future__ import annotations
 import concurrent.futures
 import io
 import json
-import lzma
 import multiprocessing
 import os
 import xml.parsers.expat
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,7 +20,7 @@ import pyoxigraph as ox
 from tqdm import tqdm
 
 from .errors import KsUserError
-from .formats import KgFormat, describe, open_kg_bytes
+from .formats import DECOMPRESSION_ERRORS, KgFormat, compression_of, corrupt_compressed_data, describe, open_kg_bytes
 from .graph import GraphAccumulator, GraphSlice
 from .hierarchy import LEVELS
 from .vocab import (
@@ -80,8 +78,8 @@ class _CountingReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         try:
             n = self.inner.readinto(buffer)  # type: ignore[attr-defined]
-        except (EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
-            raise KsUserError(f"compressed data is truncated or corrupt ({exc})", path=str(self.path)) from None
+        except DECOMPRESSION_ERRORS as exc:
+            raise corrupt_compressed_data(self.path, exc) from None
         if self.bar is not None and n:
             self.bar.update(n)
         return n or 0
@@ -132,8 +130,7 @@ def _read_rdf(acc: GraphAccumulator, path: Path, fmt: KgFormat, jsonld_contexts:
 
 def _is_compressed(path: Path) -> bool:
     with open(path, "rb") as handle:
-        magic = handle.read(6)
-    return magic[:2] == b"\x1f\x8b" or magic[:3] == b"BZh" or magic[:6] == b"\xfd7zXZ\x00"
+        return compression_of(handle.read(6)) is not None
 
 
 def _slices(path: Path, parts: int) -> list[tuple[int, int]]:
@@ -213,7 +210,7 @@ def _xml_error_position(path: Path) -> tuple[int | None, int | None]:
             parser.ParseFile(handle)
     except xml.parsers.expat.ExpatError as exc:
         return exc.lineno, exc.offset + 1
-    except (OSError, EOFError, zlib.error, lzma.LZMAError):
+    except DECOMPRESSION_ERRORS:
         pass
     return None, None
 
@@ -332,8 +329,8 @@ def _inline_jsonld_contexts(raw: BinaryIO, path: Path, contexts: dict[str, Path]
     """Replace every remote @context reference by the user's local copy; refuse to go on without one."""
     try:
         data = raw.read()
-    except (EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
-        raise KsUserError(f"compressed data is truncated or corrupt ({exc})", path=str(path)) from None
+    except DECOMPRESSION_ERRORS as exc:
+        raise corrupt_compressed_data(path, exc) from None
     try:
         document = json.loads(data)
     except UnicodeDecodeError as exc:
@@ -411,8 +408,8 @@ def _read_json(acc: GraphAccumulator, path: Path) -> None:
         except json.JSONDecodeError as exc:
             raise KsUserError(f"invalid JSON: {exc.msg}", path=str(path), line=exc.lineno,
                               column=exc.colno) from None
-        except (EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
-            raise KsUserError(f"compressed data is truncated or corrupt ({exc})", path=str(path)) from None
+        except DECOMPRESSION_ERRORS as exc:
+            raise corrupt_compressed_data(path, exc) from None
     source = acc.add_source(path.name)
     if isinstance(document, list):
         for i, record in enumerate(document):

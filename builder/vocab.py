@@ -131,8 +131,6 @@ SCHEMA_ROLES: dict[str, Role] = {
     SCHEMA_HTTP + "inverseOf": Role.INVERSE_OF,
 }
 
-HIERARCHY_ROLES = frozenset({Role.SUBCLASS_OF, Role.BROADER, Role.NARROWER, Role.TYPE})
-
 # rdf:type objects that declare a node to be a property (so it is a relation, not an entity).
 PROPERTY_CLASSES: frozenset[str] = frozenset({
     RDF + "Property", OWL + "ObjectProperty", OWL + "DatatypeProperty", OWL + "AnnotationProperty",
