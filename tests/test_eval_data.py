@@ -1,0 +1,76 @@
+"""Benchmark loading and selection for ks-eval: build folders, nested k sets, and clear errors for bad selections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from minikg import build_mini
+
+from knowledgesmith.eval_harness.data import DataError, load_benchmark, parse_ks, select
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("mini") / "build"
+    build_mini(out)
+    return out
+
+
+def test_build_folder_loads_every_row(build: Path) -> None:
+    bench = load_benchmark(build)
+    assert bench.requests.height == pl.read_parquet(build / "requests.parquet").height
+    assert bench.mcq.height == bench.manifest["benchmark"]["mcq_rows"]
+    assert bench.domains == ["mini_kg"]
+
+
+def test_k_sets_are_nested_and_exact(build: Path) -> None:
+    selection = select(load_benchmark(build), ks=[1, 10], levels=["leaf"])
+    one, ten = selection.requests_for(1), selection.requests_for(10)
+    assert one.height == 1 and ten.height == 10
+    assert set(one["request_id"]) <= set(ten["request_id"])
+    probes = selection.mcq_for(10)
+    assert set(probes["request_id"]) <= set(ten["request_id"])
+    # every probe of the chosen requests comes along, Q+ and Q−
+    everything = load_benchmark(build).mcq
+    assert probes.height == everything.filter(pl.col("request_id").is_in(ten["request_id"].implode())).height
+    assert set(probes["role"]) == {"q_plus", "q_minus"}
+
+
+def test_k_larger_than_the_pool_names_the_pool(build: Path) -> None:
+    bench = load_benchmark(build)
+    pool = bench.requests.filter(pl.col("level") == "leaf").height
+    with pytest.raises(DataError, match=rf"k = 1000 is larger than the pool: mini_kg/leaf holds {pool} requests"):
+        select(bench, ks=[1000], levels=["leaf"])
+
+
+@pytest.mark.parametrize("text, message", [("abc", "comma-separated"), ("0", "comma-separated"),
+                                           ("5", "powers of ten")])
+def test_bad_k(text: str, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        parse_ks(text)
+
+
+def test_parse_ks_sorts_and_dedupes() -> None:
+    assert parse_ks("100, 1,10,1") == [1, 10, 100]
+
+
+def test_bad_selection_errors(build: Path, tmp_path: Path) -> None:
+    bench = load_benchmark(build)
+    with pytest.raises(DataError, match="--level 'leaves'"):
+        select(bench, ks=[1], levels=["leaves"])
+    with pytest.raises(DataError, match="--domain 'bio'"):
+        select(bench, ks=[1], domain="bio")
+    with pytest.raises(DataError, match="--branch 'Nowhere'"):
+        select(bench, ks=[1], branch="Nowhere")
+    with pytest.raises(DataError, match="no such folder"):
+        load_benchmark(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no requests.parquet"):
+        load_benchmark(tmp_path / "empty")
+
+
+def test_branch_by_last_segment(build: Path) -> None:
+    selection = select(load_benchmark(build), ks=[1], branch="Country")
+    assert set(selection.requests["branch_id"]) == {"https://knowledgesmith.org/test/mini/Country"}
