@@ -96,7 +96,7 @@ class ConstrainedFineTuning(Intervention):
                         optimiser.step()
                         with torch.no_grad():
                             weight.copy_(base + (weight - base).clamp(-bound, bound))
-                        total += float(loss) * input_ids.shape[0]
+                        total += loss.item() * input_ids.shape[0]
                     self.losses.append(total / max(len(requests), 1))
         finally:
             weight.requires_grad_(False)
