@@ -9,8 +9,10 @@ from typing import Any
 
 import yaml
 
+from knowledgesmith.builder.errors import KsUserError
 
-class ArchitectureError(Exception):
+
+class ArchitectureError(KsUserError):
     """The model's family is not in architectures.yaml, or a path there does not exist on the model."""
 
 

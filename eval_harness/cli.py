@@ -54,19 +54,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _silence_libraries() -> None:
+    """--quiet covers transformers' and datasets' own progress bars and warnings too."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        pass
+    import datasets
+
+    datasets.disable_progress_bars()
+
+
 def main(argv: list[str] | None = None) -> int:
-    from .architectures import ArchitectureError
-    from .methods import MethodError
+    from knowledgesmith.builder.errors import KsUserError
+
     from .methods.base import parse_overrides
-    from .run import RunConfig, RunError, evaluate, summary_table
+    from .run import RunConfig, evaluate, summary_table
 
     args = build_parser().parse_args(argv)
-    user_errors: tuple[type[Exception], ...] = (data_mod.DataError, MethodError, RunError, ArchitectureError)
     try:
-        from .models import ModelLoadError
-        from .scoring import SCORING_MODES, ScoringError
+        from .scoring import SCORING_MODES
 
-        user_errors += (ModelLoadError, ScoringError)
         modes = [m.strip() for m in args.modes.split(",") if m.strip()]
         unknown = [m for m in modes if m not in SCORING_MODES]
         if unknown or not modes:
@@ -79,13 +90,15 @@ def main(argv: list[str] | None = None) -> int:
                            trust_remote_code=args.trust_remote_code, batch_size=args.batch_size, seed=args.seed,
                            settings=parse_overrides(args.overrides))
         log = (lambda message: None) if args.quiet else None
+        if args.quiet:
+            _silence_libraries()
         metrics = evaluate(config, args.out, overwrite=args.overwrite, progress=not args.quiet, log=log)
     except ImportError as err:
         print(f"ks-eval: needs the [eval] extra (torch, transformers): {err}. "
               "Install torch==2.13.0 (CPU) or a CUDA build first, then `pip install 'knowledgesmith[eval]'`.",
               file=sys.stderr)
         return EXIT_USAGE
-    except user_errors as err:
+    except KsUserError as err:
         print(f"ks-eval: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import polars as pl
 
+from knowledgesmith.builder.errors import KsUserError
+
 LEVELS = ("root", "intermediate", "leaf")
 
 # Columns the harness needs; the rest of a row travels along untouched.
@@ -22,7 +24,7 @@ MCQ_COLUMNS = ("id", "domain", "level", "branch_id", "request_id", "probe_type",
                "answer", "target", "distance")
 
 
-class DataError(Exception):
+class DataError(KsUserError):
     """The data argument or a selection cannot be honoured; the message is one line for the user."""
 
 

@@ -27,6 +27,8 @@ from typing import Any
 
 import polars as pl
 
+from knowledgesmith.builder.errors import KsUserError
+
 from . import data as data_mod
 from .methods import get_method, load_settings, requests_from_frame
 from .metrics import compute_metrics
@@ -34,7 +36,7 @@ from .metrics import compute_metrics
 CONFIG_VERSION = 1
 
 
-class RunError(Exception):
+class RunError(KsUserError):
     """The run folder cannot be used as asked; one line for the user."""
 
 
@@ -86,7 +88,7 @@ def _write_parquet(path: Path, frame: pl.DataFrame) -> None:
     _atomic_write(path, lambda tmp: frame.write_parquet(tmp, compression="zstd"))
 
 
-def _prepare_folder(out: Path, config_body: dict, overwrite: bool) -> None:
+def _prepare_folder(out: Path, identity: dict, overwrite: bool) -> None:
     """Create RUN, or accept it for resumption when its config matches; refuse to mix two runs in one folder."""
     config_path = out / "config.json"
     if out.exists() and any(out.iterdir()):
@@ -96,7 +98,7 @@ def _prepare_folder(out: Path, config_body: dict, overwrite: bool) -> None:
             previous = json.loads(config_path.read_text())
         except json.JSONDecodeError:
             previous = {}
-        if previous.get("run") != config_body["run"] or previous.get("fingerprint") != config_body["fingerprint"]:
+        if previous.get("run") != identity["run"] or previous.get("fingerprint") != identity["fingerprint"]:
             if not overwrite:
                 raise RunError(f"{out} holds a run with a different configuration; use another --out, or --overwrite")
             for part in (out / "parts").glob("*.parquet"):
@@ -153,8 +155,10 @@ def evaluate(config: RunConfig, out: Path, *, overwrite: bool = False, progress:
     fingerprint = hashlib.sha256()
     for frame in (selection.requests.select("request_id", "k_min", "target_new", "prompt"),
                   selection.mcq.select("id", "question", "choices", "answer", "target")):
-        fingerprint.update(frame.write_csv().encode())
+        fingerprint.update(frame.write_ndjson().encode())
 
+    # The folder is checked before the model loads: a wrong --out fails in a second, not after minutes of loading.
+    _prepare_folder(out, {"run": asdict(config), "fingerprint": fingerprint.hexdigest()}, overwrite)
     model, tokenizer = load_model(config.model, dtype=config.dtype, device=config.device,
                                   trust_remote_code=config.trust_remote_code)
     family = getattr(model.config, "model_type", None)
@@ -171,7 +175,6 @@ def evaluate(config: RunConfig, out: Path, *, overwrite: bool = False, progress:
                  "mcq_rows": {str(k): selection.mcq_for(k).height for k in config.ks}},
         "versions": _versions(),
     }
-    _prepare_folder(out, config_body, overwrite)
     _write_json(out / "config.json", config_body)
 
     import torch

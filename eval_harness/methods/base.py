@@ -10,8 +10,10 @@ from typing import Any, ClassVar
 import polars as pl
 import yaml
 
+from knowledgesmith.builder.errors import KsUserError
 
-class MethodError(Exception):
+
+class MethodError(KsUserError):
     """Unknown method or bad settings; the message is one line for the user."""
 
 
