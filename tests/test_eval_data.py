@@ -74,3 +74,39 @@ def test_bad_selection_errors(build: Path, tmp_path: Path) -> None:
 def test_branch_by_last_segment(build: Path) -> None:
     selection = select(load_benchmark(build), ks=[1], branch="Country")
     assert set(selection.requests["branch_id"]) == {"https://knowledgesmith.org/test/mini/Country"}
+
+
+def test_staged_folder_and_hub_id_give_the_same_benchmark(build: Path, tmp_path: Path) -> None:
+    """--data accepts what ks-publish stages, and the repo id once it is on a Hub (our test Hub on 127.0.0.1)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from hubserver import FakeHub
+
+    direct = select(load_benchmark(build), ks=[10], levels=["leaf"])
+    stage = tmp_path / "stage"
+    server = FakeHub()
+    server.start()
+    try:
+        env = {**os.environ, "HF_ENDPOINT": server.url, "HF_TOKEN": "hf_test_write_token",
+               "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0",
+               "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+        publish = subprocess.run([sys.executable, "-m", "knowledgesmith.builder.publish", str(build), "--repo-id",
+                                  "knowledgesmith/mini", "--stage", str(stage), "--endpoint", server.url, "--quiet"],
+                                 env=env, capture_output=True, text=True, timeout=300)
+        assert publish.returncode == 0, publish.stderr[-2000:]
+        staged = select(load_benchmark(stage), ks=[10], levels=["leaf"])
+        assert staged.requests.sort("request_id").equals(direct.requests.select(staged.requests.columns)
+                                                         .sort("request_id"))
+        assert staged.mcq["id"].to_list() == direct.mcq["id"].to_list()
+        script = ("import json\nfrom knowledgesmith.eval_harness.data import load_benchmark, select\n"
+                  "s = select(load_benchmark('knowledgesmith/mini'), ks=[10], levels=['leaf'])\n"
+                  "print(json.dumps(sorted(s.mcq['id'].to_list())))\n")
+        result = subprocess.run([sys.executable, "-c", script], env={**env, "HF_HOME": str(tmp_path / "hf-2")},
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert json.loads(result.stdout.strip().splitlines()[-1]) == sorted(direct.mcq["id"].to_list())
+    finally:
+        server.stop()
