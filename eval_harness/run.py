@@ -141,6 +141,15 @@ class _BaseWeights:
                     tensor.copy_(saved.to(tensor.device))
 
 
+def _write_method_outputs(out: Path, k: int, method: Any) -> None:
+    """What a method reports about itself: `curve` (loss per step) → curves/k=K.json, `report` → reports/k=K.json."""
+    for attribute, folder in (("curve", "curves"), ("report", "reports")):
+        value = getattr(method, attribute, None)
+        if value is not None:
+            (out / folder).mkdir(exist_ok=True)
+            _write_json(out / folder / f"k={k}.json", value)
+
+
 def evaluate(config: RunConfig, out: Path, *, overwrite: bool = False, progress: bool = True,
              log: Any = None) -> dict:
     """Run (or resume) the evaluation described by `config` into `out`; returns metrics.json's content."""
@@ -150,6 +159,8 @@ def evaluate(config: RunConfig, out: Path, *, overwrite: bool = False, progress:
     say = log or (lambda message: print(message, file=sys.stderr))
     method = get_method(config.method)
     bench = data_mod.load_benchmark(config.data)
+    if hasattr(method, "benchmark_mcq"):  # methods whose statistics read the whole benchmark (AlphaEdit's C0)
+        method.benchmark_mcq = bench.mcq
     selection = data_mod.select(bench, ks=config.ks, levels=config.levels, domain=config.domain,
                                 branch=config.branch)
     fingerprint = hashlib.sha256()
@@ -212,6 +223,7 @@ def evaluate(config: RunConfig, out: Path, *, overwrite: bool = False, progress:
             started = time.perf_counter()
             model = method.apply(model, tokenizer, requests, mcq_k, settings)
             seconds = time.perf_counter() - started
+            _write_method_outputs(out, k, method)
             say(f"k = {k}: {method.name} took {seconds:.1f} s; scoring {mcq_k.height} questions")
             part = _score_frame(make_scorer(config.backend, model, tokenizer, **scorer_options), mcq_k,
                                 config.modes, "p1").with_columns(apply_seconds=pl.lit(seconds))

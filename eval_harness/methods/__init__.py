@@ -19,7 +19,7 @@ from .base import (
 )
 
 # Importing the modules registers their methods.
-from . import ft, none  # noqa: E402, F401  isort: skip
+from . import alphaedit, ft, none  # noqa: E402, F401  isort: skip
 
 __all__ = ["METHODS", "EditRequest", "Intervention", "MethodError", "get_method", "load_settings", "register",
            "requests_from_frame"]

@@ -1,0 +1,400 @@
+"""AlphaEdit (Fang et al., ICLR 2025) and MEMIT (Meng et al., ICLR 2023): locate-then-edit of MLP output projections.
+
+For a batch of requests (s, r, o → o*): find, for every request at once, the vector z that the last edited layer
+should output at the subject's last token for the model to say o*; then, layer by layer over the edited layers,
+spread the remaining residual z − h over the layers left and solve for the weight update that maps the requests'
+keys to it. MEMIT's update is regularised by the keys' second moment C₀ over a text corpus; AlphaEdit projects it
+onto the null space of C₀, so that the outputs on preserved keys do not move, and keeps a cache of earlier batches'
+keys so sequential batches do not overwrite each other. Notes and settings: ../shared/ALGORITHMS.md, hparams/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ..architectures import Architecture, architecture_of
+from .base import EditRequest, Intervention, MethodError, register
+from .edit_algebra import alphaedit_update, memit_update, nullspace_projector
+from .locate import (
+    add_at_positions,
+    capture_inputs,
+    capture_layer_output,
+    encode_with_fact_token,
+    pad_id_of,
+)
+
+
+def stats_cache_root() -> Path:
+    return Path(os.environ.get("KS_STATS_CACHE", Path.home() / ".cache" / "knowledgesmith" / "stats"))
+
+
+# -- corpus and key statistics ---------------------------------------------------------------------------------------
+
+
+def corpus_texts(setting: str, samples: int, seed: int, benchmark_mcq: pl.DataFrame | None,
+                 probes: pl.DataFrame) -> tuple[list[str], str]:
+    """Texts whose MLP keys define C₀, and a name for the report.
+
+    `kg` (the offline default): the benchmark's own verbalised facts — every MCQ question with its gold answer.
+    A path: a local text file, one document per non-empty line. Otherwise a `datasets` id with a `text` column.
+    """
+    if setting == "kg":
+        frame = benchmark_mcq if benchmark_mcq is not None else probes
+        texts = sorted({f"{q} {choices[answer]}" for q, choices, answer
+                        in zip(frame["question"], frame["choices"], frame["answer"], strict=True)})
+        name = "kg: verbalised facts of the benchmark (question + gold answer)"
+    elif Path(setting).is_file():
+        texts = [line.strip() for line in Path(setting).read_text(encoding="utf-8").splitlines() if line.strip()]
+        name = f"file: {setting}"
+    else:
+        import datasets
+
+        try:
+            texts = [t for t in datasets.load_dataset(setting, split="train")["text"] if t.strip()]
+        except Exception as err:  # datasets raises many types for "not found" and "offline"
+            raise MethodError(f"corpus {setting!r}: not 'kg', not a file, and not loadable ({err})") from None
+        name = f"datasets: {setting}"
+    if not texts:
+        raise MethodError(f"corpus {setting!r} holds no text")
+    random.Random(seed).shuffle(texts)
+    return texts[:samples], name
+
+
+def _weights_fingerprint(arch: Architecture, model: Any, layers: list[int]) -> str:
+    """Hash of the edited projections' weights: cached statistics are only reused for these very weights."""
+    digest = hashlib.sha256()
+    for layer in layers:
+        weight = arch.mlp_out(model, layer).weight.detach().float().cpu().contiguous()
+        digest.update(weight.numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def key_second_moments(model: Any, tokenizer: Any, arch: Architecture, layers: list[int], texts: list[str], *,
+                       batch_size: int = 16, max_tokens: int = 128, progress: bool = False) -> tuple[dict, int]:
+    """C₀ = E[k kᵀ] of the MLP projection's input over every real token of the texts, for all layers in one pass.
+
+    Accumulated in float64 on the model's device (uncentred, as the methods define it); returns ({layer: C₀}, tokens).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    device = next(model.parameters()).device
+    modules = {layer: arch.mlp_out(model, layer) for layer in layers}
+    sums: dict[int, Any] = {}
+    tokens = 0
+    keys: dict[int, Any] = {}
+    pad = pad_id_of(tokenizer)
+    with torch.no_grad(), capture_inputs(modules, keys):
+        for start in tqdm(range(0, len(texts), batch_size), desc="key statistics", disable=not progress,
+                          unit="batch"):
+            rows = [tokenizer(t, truncation=True, max_length=max_tokens)["input_ids"]
+                    for t in texts[start: start + batch_size]]
+            width = max(map(len, rows))
+            input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.bool)
+            for i, ids in enumerate(rows):
+                input_ids[i, : len(ids)] = torch.tensor(ids)
+                mask[i, : len(ids)] = True
+            model(input_ids=input_ids.to(device), attention_mask=mask.long().to(device))
+            mask = mask.to(device)
+            for layer in layers:
+                k = keys[layer][mask].to(torch.float64)
+                sums[layer] = sums.get(layer, 0) + k.T @ k
+            tokens += int(mask.sum())
+    return {layer: (sums[layer] / tokens).float() for layer in layers}, tokens
+
+
+# -- the editor --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EditBatchReport:
+    requests: int
+    z_steps: int
+    z_final_loss: float
+    residual_norms: dict[int, float] = field(default_factory=dict)
+
+
+class LocateThenEditor:
+    """One model's editing state: C₀ and P per layer, and the cache of earlier batches' key moments."""
+
+    def __init__(self, model: Any, tokenizer: Any, settings: dict[str, Any], project: bool) -> None:
+        import torch
+
+        self.model, self.tokenizer, self.settings, self.project = model, tokenizer, settings, project
+        self.arch = architecture_of(model)
+        count = self.arch.num_layers(model)
+        self.layers = sorted(int(layer) % count for layer in settings["layers"])
+        self.device = next(model.parameters()).device
+        self.pad = pad_id_of(tokenizer)
+        self.moments: dict[int, Any] = {}
+        self.projectors: dict[int, Any] = {}
+        self.kept: dict[int, int] = {}
+        self.previous: dict[int, Any] = {}
+        self.report: dict[str, Any] = {"layers": self.layers, "batches": []}
+        self.curve: list[dict[str, float]] = []
+        dims = {layer: self._key_width(layer) for layer in self.layers}
+        self.previous = {layer: torch.zeros((d, d), dtype=torch.float32, device=self.device)
+                         for layer, d in dims.items()}
+
+    def _key_width(self, layer: int) -> int:
+        weight = self.arch.mlp_out(self.model, layer).weight
+        return int(weight.shape[0] if self.arch.conv1d else weight.shape[1])
+
+    # statistics, cached on disk keyed by weights, layer, corpus and sample count
+    def prepare_statistics(self, texts: list[str], corpus_name: str, progress: bool) -> None:
+        import torch
+
+        corpus_hash = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+        fingerprint = _weights_fingerprint(self.arch, self.model, self.layers)
+        cache = stats_cache_root()
+        missing = []
+        for layer in self.layers:
+            path = cache / f"{fingerprint}-L{layer}-{corpus_hash}-{len(texts)}.pt"
+            if path.exists():
+                saved = torch.load(path, map_location=self.device)
+                if saved["fingerprint"] != fingerprint or saved["moment"].shape[0] != self._key_width(layer):
+                    raise MethodError(f"{path}: cached statistics do not match the model; delete the file")
+                self.moments[layer] = saved["moment"].float()
+            else:
+                missing.append(layer)
+        tokens = None
+        if missing:
+            moments, tokens = key_second_moments(self.model, self.tokenizer, self.arch, missing, texts,
+                                                 batch_size=int(self.settings["stats_batch_size"]), progress=progress)
+            cache.mkdir(parents=True, exist_ok=True)
+            for layer, moment in moments.items():
+                path = cache / f"{fingerprint}-L{layer}-{corpus_hash}-{len(texts)}.pt"
+                tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+                torch.save({"moment": moment.cpu(), "fingerprint": fingerprint, "tokens": tokens,
+                            "corpus": corpus_name}, tmp)
+                os.replace(tmp, path)
+                self.moments[layer] = moment
+        self.report["corpus"] = {"name": corpus_name, "texts": len(texts), "tokens": tokens}
+        if self.project:
+            for layer in self.layers:
+                projector, kept = nullspace_projector(self.moments[layer], float(self.settings["nullspace_threshold"]),
+                                                      bool(self.settings["threshold_relative"]))
+                self.projectors[layer] = projector.float()
+                self.kept[layer] = kept
+            self.report["nullspace_directions"] = {str(layer): self.kept[layer] for layer in self.layers}
+            self.report["key_width"] = {str(layer): self._key_width(layer) for layer in self.layers}
+
+    # prompts
+    def _prefixes(self) -> list[str]:
+        """Short context prefixes sampled from the model itself, fixed by the seed (the reference samples them too)."""
+        import torch
+
+        count, length = int(self.settings["num_prefixes"]), int(self.settings["prefix_tokens"])
+        prefixes = [""]
+        if count <= 0:
+            return prefixes
+        start = self.tokenizer.bos_token or self.tokenizer.eos_token
+        start_ids = self.tokenizer(start, add_special_tokens=False, return_tensors="pt")["input_ids"] \
+            if start else self.tokenizer("The", return_tensors="pt")["input_ids"]
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(int(self.settings.get("seed", 0)))
+        try:
+            out = self.model.generate(start_ids.to(self.device).repeat(count, 1), do_sample=True, top_k=5,
+                                      max_new_tokens=length, min_new_tokens=length, pad_token_id=self.pad)
+        finally:
+            torch.random.set_rng_state(generator_state)
+        for row in out[:, start_ids.shape[1]:]:
+            text = self.tokenizer.decode(row, skip_special_tokens=True).replace("{", " ").replace("}", " ").strip()
+            prefixes.append(f"{text}. " if text else "")
+        return prefixes
+
+    @staticmethod
+    def _filled(prompt: str, subject: str, prefix: str) -> tuple[str, int]:
+        """prefix + prompt with the subject filled in, and the character offset where the subject ends."""
+        if "{}" not in prompt:
+            raise MethodError(f"prompt {prompt!r} does not mark the subject with {{}}")
+        before, after = prompt.split("{}", 1)
+        text = prefix + before + subject + after
+        return text, len(prefix) + len(before) + len(subject)
+
+    def _encode(self, texts_and_ends: list[tuple[str, int]]) -> Any:
+        texts = [t for t, _ in texts_and_ends]
+        ends = [e for _, e in texts_and_ends]
+        return encode_with_fact_token(self.tokenizer, texts, ends, self.settings["fact_token"], self.pad, self.device)
+
+    # target vectors, all requests of a batch in one optimisation
+    def target_vectors(self, requests: list[EditRequest], prefixes: list[str]) -> tuple[Any, Any, EditBatchReport]:
+        import torch
+
+        model, n = self.model, len(requests)
+        last_layer = self.arch.layer(model, self.layers[-1])
+        rewrite = [self._filled(r.prompt, r.subject, p) for r in requests for p in prefixes]
+        owner = torch.tensor([i for i in range(n) for _ in prefixes], device=self.device)
+        kl_rows = [self._filled("{} is a", r.subject, "") for r in requests]
+        prompts = self._encode(rewrite + kl_rows)
+        targets = [self.tokenizer(" " + r.target_new.strip(), add_special_tokens=False)["input_ids"]
+                   for r in requests]
+        if any(not t for t in targets):
+            raise MethodError("a target_new encodes to no tokens")
+        # rows = prompt tokens + target tokens (right padded); the loss reads the logits that predict the targets
+        rows_ids, label_rows = [], []
+        for row, length in enumerate(prompts.lengths[: len(rewrite)]):
+            ids = prompts.input_ids[row, :length].tolist() + targets[int(owner[row])]
+            rows_ids.append(ids)
+            label_rows.append([-100] * length + targets[int(owner[row])])
+        for row in range(len(rewrite), len(rewrite) + n):
+            length = prompts.lengths[row]
+            rows_ids.append(prompts.input_ids[row, :length].tolist())
+            label_rows.append([-100] * length)
+        width = max(map(len, rows_ids))
+        input_ids = torch.full((len(rows_ids), width), self.pad, dtype=torch.long, device=self.device)
+        attention = torch.zeros_like(input_ids)
+        labels = torch.full_like(input_ids, -100)
+        for i, (ids, lab) in enumerate(zip(rows_ids, label_rows, strict=True)):
+            input_ids[i, : len(ids)] = torch.tensor(ids, device=self.device)
+            attention[i, : len(ids)] = 1
+            labels[i, : len(lab)] = torch.tensor(lab, device=self.device)
+        positions = prompts.fact_positions
+        all_rows = torch.arange(len(rows_ids), device=self.device)
+        which = torch.cat([owner, torch.arange(n, device=self.device)])
+        kl_index = torch.arange(len(rewrite), len(rewrite) + n, device=self.device)
+        kl_last = torch.tensor(prompts.lengths[len(rewrite):], device=self.device) - 1
+
+        store: dict[str, Any] = {}
+        with torch.no_grad(), capture_layer_output(last_layer, store):
+            logits = model(input_ids=input_ids, attention_mask=attention).logits
+            base_kl = torch.log_softmax(logits[kl_index, kl_last].float(), dim=-1)
+            bare_rows = torch.arange(0, len(rewrite), len(prefixes), device=self.device)
+            h_init = store["out"][bare_rows, positions[bare_rows]].float()  # (n, d): bare prompt, fact token
+
+        hidden = h_init.shape[1]
+        deltas = torch.zeros((n, hidden), device=self.device, requires_grad=True)
+        optimiser = torch.optim.Adam([deltas], lr=float(self.settings["v_lr"]))
+        limit = float(self.settings["clamp_norm_factor"]) * h_init.norm(dim=1)
+        gold = labels[:, 1:]
+        mask = (gold != -100).float()
+        done = torch.zeros(n, dtype=torch.bool, device=self.device)
+        steps, nll_per_request = 0, torch.zeros(n)
+        params = [p for p in model.parameters() if p.requires_grad]
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            with torch.enable_grad():
+                for step in range(int(self.settings["v_num_grad_steps"])):
+                    optimiser.zero_grad(set_to_none=True)
+                    with add_at_positions(last_layer, all_rows, positions, deltas, which):
+                        logits = model(input_ids=input_ids, attention_mask=attention).logits
+                    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+                    token_logp = logp.gather(-1, gold.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
+                    per_row = -token_logp.sum(1) / mask.sum(1).clamp(min=1)
+                    rows_nll = per_row[: len(rewrite)]
+                    nll_per_request = torch.zeros(n, device=self.device).index_add(0, owner, rows_nll) / len(prefixes)
+                    current_kl = torch.log_softmax(logits[kl_index, kl_last].float(), dim=-1)
+                    kl = torch.nn.functional.kl_div(current_kl, base_kl, log_target=True, reduction="none").sum(-1)
+                    decay = (deltas.norm(dim=1) ** 2) / (h_init.norm(dim=1) ** 2)
+                    loss_per_request = (nll_per_request + float(self.settings["kl_factor"]) * kl
+                                        + float(self.settings["v_weight_decay"]) * decay)
+                    self.curve.append({"step": step, "loss": float(loss_per_request.mean()),
+                                       "nll": float(nll_per_request.mean())})
+                    steps = step + 1
+                    done = done | (nll_per_request.detach() < float(self.settings["early_stop_loss"]))
+                    if bool(done.all()):
+                        break
+                    # requests already below the stopping loss keep their vector: zero loss weight, then restore
+                    kept = deltas.detach().clone()
+                    (loss_per_request * (~done).float()).sum().backward()
+                    optimiser.step()
+                    with torch.no_grad():
+                        norms = deltas.norm(dim=1).clamp(min=1e-12)
+                        deltas.mul_(torch.clamp(limit / norms, max=1.0).unsqueeze(1))
+                        deltas[done] = kept[done]
+        finally:
+            for p in params:
+                p.requires_grad_(True)
+        z = (h_init + deltas.detach()).T  # (d, n)
+        return z, prompts, EditBatchReport(n, steps, float(nll_per_request.mean()))
+
+    def keys_at(self, layer: int, requests: list[EditRequest], prefixes: list[str]) -> Any:
+        """K at `layer`: the MLP projection's input at the fact token, averaged over the prefixes (d_in × n)."""
+        import torch
+
+        rows = [self._filled(r.prompt, r.subject, p) for r in requests for p in prefixes]
+        encoded = self._encode(rows)
+        store: dict[int, Any] = {}
+        with torch.no_grad(), capture_inputs({layer: self.arch.mlp_out(self.model, layer)}, store):
+            self.model(input_ids=encoded.input_ids, attention_mask=encoded.attention_mask)
+        keys = store[layer][torch.arange(len(rows), device=self.device), encoded.fact_positions].float()
+        return keys.view(len(requests), len(prefixes), -1).mean(1).T
+
+    def current_outputs(self, requests: list[EditRequest]) -> Any:
+        """h at the last edited layer's output, fact token of the bare prompt (d × n)."""
+        import torch
+
+        encoded = self._encode([self._filled(r.prompt, r.subject, "") for r in requests])
+        store: dict[str, Any] = {}
+        with torch.no_grad(), capture_layer_output(self.arch.layer(self.model, self.layers[-1]), store):
+            self.model(input_ids=encoded.input_ids, attention_mask=encoded.attention_mask)
+        return store["out"][torch.arange(len(requests), device=self.device), encoded.fact_positions].float().T
+
+    def edit_batch(self, requests: list[EditRequest], prefixes: list[str]) -> EditBatchReport:
+        import torch
+
+        z, _, report = self.target_vectors(requests, prefixes)
+        for position, layer in enumerate(self.layers):
+            keys = self.keys_at(layer, requests, prefixes)
+            residual = (z - self.current_outputs(requests)) / (len(self.layers) - position)
+            report.residual_norms[layer] = float(residual.norm(dim=0).mean())
+            if self.project:
+                delta = alphaedit_update(residual, keys, self.projectors[layer], self.previous[layer],
+                                         float(self.settings["l2"]))
+            else:
+                delta = memit_update(residual, keys, self.moments[layer], float(self.settings["mom2_update_weight"]))
+            weight = self.arch.mlp_out(self.model, layer).weight
+            with torch.no_grad():
+                weight.add_((delta.T if self.arch.conv1d else delta).to(weight.dtype))
+        if self.project:  # later batches must not overwrite this one: remember its keys on the edited model
+            for layer in self.layers:
+                keys = self.keys_at(layer, requests, prefixes)
+                self.previous[layer] = self.previous[layer] + keys @ keys.T
+        return report
+
+
+class _LocateThenEdit(Intervention):
+    kind = "edit"
+    project: bool = True
+    benchmark_mcq: pl.DataFrame | None = None  # set by the harness: the corpus "kg" reads the whole benchmark
+
+    def apply(self, model: Any, tokenizer: Any, requests: list[EditRequest], probes: pl.DataFrame,
+              settings: dict[str, Any]) -> Any:
+        editor = LocateThenEditor(model, tokenizer, settings, project=self.project)
+        texts, name = corpus_texts(str(settings["corpus"]), int(settings["corpus_samples"]),
+                                   int(settings.get("seed", 0)), self.benchmark_mcq, probes)
+        editor.prepare_statistics(texts, name, progress=bool(settings.get("progress", False)))
+        prefixes = editor._prefixes()
+        size = int(settings["edit_batch_size"])
+        for start in range(0, len(requests), size):
+            batch = editor.edit_batch(requests[start: start + size], prefixes)
+            editor.report["batches"].append(batch.__dict__ | {"residual_norms": {
+                str(k): v for k, v in batch.residual_norms.items()}})
+        editor.report["prefixes"] = prefixes
+        self.report = editor.report
+        self.curve = editor.curve
+        self.editor = editor
+        return model
+
+
+@register
+class AlphaEdit(_LocateThenEdit):
+    name = "alphaedit"
+    description = "AlphaEdit: MEMIT's update projected onto the null space of preserved keys, sequential cache"
+    project = True
+
+
+@register
+class Memit(_LocateThenEdit):
+    name = "memit"
+    description = "MEMIT: batched locate-then-edit of MLP projections, C0-regularised"
+    project = False
