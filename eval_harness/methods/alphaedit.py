@@ -156,6 +156,7 @@ class LocateThenEditor:
         fingerprint = _weights_fingerprint(self.arch, self.model, self.layers)
         cache = stats_cache_root()
         missing = []
+        tokens = None
         for layer in self.layers:
             path = cache / f"{fingerprint}-L{layer}-{corpus_hash}-{len(texts)}.pt"
             if path.exists():
@@ -163,9 +164,9 @@ class LocateThenEditor:
                 if saved["fingerprint"] != fingerprint or saved["moment"].shape[0] != self._key_width(layer):
                     raise MethodError(f"{path}: cached statistics do not match the model; delete the file")
                 self.moments[layer] = saved["moment"].float()
+                tokens = saved["tokens"]
             else:
                 missing.append(layer)
-        tokens = None
         if missing:
             moments, tokens = key_second_moments(self.model, self.tokenizer, self.arch, missing, texts,
                                                  batch_size=int(self.settings["stats_batch_size"]), progress=progress)
@@ -297,8 +298,8 @@ class LocateThenEditor:
                     decay = (deltas.norm(dim=1) ** 2) / (h_init.norm(dim=1) ** 2)
                     loss_per_request = (nll_per_request + float(self.settings["kl_factor"]) * kl
                                         + float(self.settings["v_weight_decay"]) * decay)
-                    self.curve.append({"step": step, "loss": float(loss_per_request.mean()),
-                                       "nll": float(nll_per_request.mean())})
+                    self.curve.append({"step": step, "loss": float(loss_per_request.detach().mean()),
+                                       "nll": float(nll_per_request.detach().mean())})
                     steps = step + 1
                     done = done | (nll_per_request.detach() < float(self.settings["early_stop_loss"]))
                     if bool(done.all()):
@@ -315,7 +316,7 @@ class LocateThenEditor:
             for p in params:
                 p.requires_grad_(True)
         z = (h_init + deltas.detach()).T  # (d, n)
-        return z, prompts, EditBatchReport(n, steps, float(nll_per_request.mean()))
+        return z, prompts, EditBatchReport(n, steps, float(nll_per_request.detach().mean()))
 
     def keys_at(self, layer: int, requests: list[EditRequest], prefixes: list[str]) -> Any:
         """K at `layer`: the MLP projection's input at the fact token, averaged over the prefixes (d_in × n)."""

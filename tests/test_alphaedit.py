@@ -1,0 +1,163 @@
+"""AlphaEdit and MEMIT: the algebra in float64 on random matrices, fact-token location, layouts, and a tiny model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from knowledgesmith.eval_harness.methods.base import EditRequest  # noqa: E402
+from knowledgesmith.eval_harness.methods.edit_algebra import (  # noqa: E402
+    alphaedit_update,
+    memit_update,
+    nullspace_projector,
+)
+from knowledgesmith.eval_harness.methods.locate import encode_with_fact_token, fact_token_index  # noqa: E402
+
+
+def low_rank_keys(d_in: int, rank: int, n: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    basis = torch.randn(d_in, rank, generator=g, dtype=torch.float64)
+    return basis @ torch.randn(rank, n, generator=g, dtype=torch.float64)
+
+
+def test_projector_is_a_projection_onto_the_null_space_of_the_preserved_keys() -> None:
+    preserved = low_rank_keys(32, 20, 500, seed=0)
+    moment = preserved @ preserved.T / preserved.shape[1]
+    projector, kept = nullspace_projector(moment, 1e-8)
+    assert kept == 12  # 32 dimensions, keys span 20
+    assert torch.allclose(projector @ projector, projector, atol=1e-10)
+    assert torch.allclose(projector, projector.T, atol=1e-12)
+    assert (projector @ preserved).abs().max() < 1e-8 * preserved.abs().max()
+    # relative threshold: the same cut expressed as a fraction of the largest eigenvalue
+    assert nullspace_projector(moment, 1e-12, relative=True)[1] == 12
+
+
+def test_alphaedit_update_leaves_preserved_keys_alone_and_fits_the_new_ones() -> None:
+    preserved = low_rank_keys(32, 20, 500, seed=1)
+    projector, _ = nullspace_projector(preserved @ preserved.T / 500, 1e-8)
+    g = torch.Generator().manual_seed(2)
+    keys = torch.randn(32, 4, generator=g, dtype=torch.float64)
+    residuals = torch.randn(16, 4, generator=g, dtype=torch.float64)
+    delta = alphaedit_update(residuals, keys, projector, torch.zeros(32, 32, dtype=torch.float64), l2=1e-6)
+    assert delta.shape == (16, 32)
+    assert (delta @ preserved).norm() < 1e-9 * delta.norm() * preserved.norm()
+    # the new keys' projected part gets the residual: Δ K = R when the projected keys are independent
+    assert torch.allclose(delta @ keys, residuals, atol=1e-5)
+
+
+def test_sequential_cache_protects_earlier_edits() -> None:
+    projector = torch.eye(32, dtype=torch.float64)  # no preserved keys: isolate the cache's effect
+    g = torch.Generator().manual_seed(3)
+    first_keys = torch.randn(32, 5, generator=g, dtype=torch.float64)
+    second_keys = first_keys @ torch.randn(5, 3, generator=g, dtype=torch.float64) * 0.3 \
+        + torch.randn(32, 3, generator=g, dtype=torch.float64)
+    residuals = torch.randn(8, 3, generator=g, dtype=torch.float64)
+    without = alphaedit_update(residuals, second_keys, projector, torch.zeros(32, 32, dtype=torch.float64), 1.0)
+    with_cache = alphaedit_update(residuals, second_keys, projector, 100 * first_keys @ first_keys.T, 1.0)
+    assert (with_cache @ first_keys).norm() < 0.2 * (without @ first_keys).norm()
+
+
+def test_memit_update_solves_its_normal_equations() -> None:
+    g = torch.Generator().manual_seed(4)
+    preserved = torch.randn(24, 300, generator=g, dtype=torch.float64)
+    moment = preserved @ preserved.T / 300
+    keys = torch.randn(24, 6, generator=g, dtype=torch.float64)
+    residuals = torch.randn(10, 6, generator=g, dtype=torch.float64)
+    delta = memit_update(residuals, keys, moment, 50.0)
+    assert torch.allclose(delta @ (50.0 * moment + keys @ keys.T), residuals @ keys.T, atol=1e-9)
+
+
+def test_conv1d_and_linear_layouts_agree() -> None:
+    """The same Δ applied as nn.Linear (d_out × d_in) and as GPT-2's Conv1D (d_in × d_out) gives the same layer."""
+    from transformers.pytorch_utils import Conv1D
+
+    g = torch.Generator().manual_seed(5)
+    linear = torch.nn.Linear(12, 7, bias=False).double()
+    conv = Conv1D(7, 12).double()
+    with torch.no_grad():
+        conv.weight.copy_(linear.weight.T)
+        conv.bias.zero_()
+        delta = torch.randn(7, 12, generator=g, dtype=torch.float64)
+        linear.weight.add_(delta)
+        conv.weight.add_(delta.T)
+    x = torch.randn(3, 12, generator=g, dtype=torch.float64)
+    assert torch.allclose(linear(x), conv(x))
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_lm_dir: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_lm_dir)
+
+
+def test_subject_last_token_under_right_padding(tokenizer) -> None:
+    texts = ["The capital of paris is", "Question: the largest river in red green blue ocean is"]
+    subjects = ["paris", "red green blue ocean"]
+    ends = [t.index(s) + len(s) for t, s in zip(texts, subjects, strict=True)]
+    encoded = encode_with_fact_token(tokenizer, texts, ends, "subject_last", pad_id=tokenizer.pad_token_id,
+                                     device="cpu")
+    for row, (text, subject) in enumerate(zip(texts, subjects, strict=True)):
+        position = int(encoded.fact_positions[row])
+        token = tokenizer.decode(encoded.input_ids[row, position])
+        assert subject.endswith(token.strip()) and token.strip()
+        # the fact position is the same as when the text is encoded alone: right padding does not shift it
+        assert fact_token_index(tokenizer, text, ends[row], "subject_last")[1] == position
+    short = int(encoded.lengths[0])
+    assert (encoded.attention_mask[0, short:] == 0).all()
+    assert fact_token_index(tokenizer, texts[0], ends[0], "last")[1] == short - 1
+
+
+@pytest.mark.parametrize("method", ["alphaedit", "memit"])
+def test_edit_on_a_tiny_model_raises_the_new_objects_likelihood(method: str, tiny_lm_dir: Path,
+                                                                 tmp_path: Path, monkeypatch) -> None:
+    import polars as pl
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from knowledgesmith.eval_harness.methods import get_method, load_settings
+    from knowledgesmith.eval_harness.methods.ft import encode_prompt_target, target_nll
+
+    monkeypatch.setenv("KS_STATS_CACHE", str(tmp_path / "stats"))
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_dir).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_lm_dir)
+    requests = [EditRequest("r1", "paris", "The capital of {} is", "paris", "london", "unknown"),
+                EditRequest("r2", "oxygen", "The symbol of {} is", "gold", "iron", "unknown")]
+    words = "capital city river mountain element symbol country language planet ocean".split()
+    corpus = pl.DataFrame({"question": [f"What is the {a} of the {b}?" for a in words for b in words],
+                           "choices": [["x", "y", "z", "w"]] * 100, "answer": [0] * 100})
+    # One edited layer below the last: a δ at the final layer only reaches its own position, and a random-init
+    # lm_head cannot make any token likely (its logits are tiny), so the bound below is modest — the SmolLM2 test is
+    # the real check of efficacy.
+    settings = load_settings(method, "llama", {"layers": [0], "fact_token": "last", "v_num_grad_steps": 40,
+                                              "v_lr": 0.5, "num_prefixes": 2, "nullspace_threshold": 1e-2,
+                                              "threshold_relative": True, "l2": 1, "mom2_update_weight": 1,
+                                              "clamp_norm_factor": 50, "v_weight_decay": 0.0})
+    batch = encode_prompt_target(tok, [r.prompt_text for r in requests], [r.target_new for r in requests])
+    with torch.no_grad():
+        before = float(target_nll(model, *batch))
+    editor_method = get_method(method)
+    editor_method.benchmark_mcq = corpus
+    weights_before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    editor_method.apply(model, tok, requests, corpus, settings)
+    with torch.no_grad():
+        after = float(target_nll(model, *batch))
+    changed = {name for name, p in model.named_parameters() if not torch.equal(p, weights_before[name])}
+    assert changed == {"model.layers.0.mlp.down_proj.weight"}
+    # measured: 6.31 → 5.66 (MEMIT), → 6.00 (AlphaEdit); the z optimisation itself reaches 4.92
+    assert after < before - 0.2, (before, after)
+    report = editor_method.report
+    assert report["layers"] == [0] and report["corpus"]["texts"] == 100 and report["corpus"]["tokens"] > 100
+    if method == "alphaedit":
+        kept = report["nullspace_directions"]["0"]
+        assert 0 < kept < report["key_width"]["0"]
+        # every row of ΔW lies in the span of C0's eigenvectors below the cut, so the preserved keys' outputs
+        # change at most by the cut: tr(ΔW C0 ΔWᵀ) ≤ cut · ‖ΔW‖²
+        delta = model.model.layers[0].mlp.down_proj.weight.detach().double() \
+            - weights_before["model.layers.0.mlp.down_proj.weight"].double()
+        moment = editor_method.editor.moments[0].double()
+        cut = 1e-2 * float(torch.linalg.eigvalsh(moment).max())
+        assert float(torch.trace(delta @ moment @ delta.T)) <= cut * float(delta.norm() ** 2) * 1.001
+    assert list((tmp_path / "stats").glob("*.pt"))  # statistics cached for the next run
