@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,12 +17,13 @@ from tqdm import tqdm
 from .graph import KnowledgeGraph
 from .hierarchy import LEVELS
 from .kgindex import KgIndex
-from .mcq import DraftRow, draft_row, finish_rows
+from .mcq import MCQ_SCHEMA, DraftRow, draft_row, draft_table, finish_rows
 from .probes import ProbeBuilder
 from .requests import K_VALUES, Request, build_requests, requests_table
 from .templates import PROBE_TYPES, TemplateLibrary
 
 SHARD_ROWS = 250_000
+DRAFT_CHUNK = 500  # requests whose drafts become one Arrow table
 
 
 @dataclass
@@ -29,20 +32,19 @@ class Benchmark:
     mcq: pa.Table
     report: dict[str, object] = field(default_factory=dict)
 
-    def mcq_shards(self) -> dict[str, pa.Table]:
-        """`<level>-NNNNN-of-NNNNN` → rows, each level's rows in id order, at most SHARD_ROWS per shard."""
-        shards: dict[str, pa.Table] = {}
+    def mcq_shards(self) -> Iterator[tuple[str, pa.Table]]:
+        """(`<level>-NNNNN-of-NNNNN`, rows), each level's rows in id order, at most SHARD_ROWS per shard; one level is
+        copied out at a time, so that writing the shards holds one level beside the rows."""
         for level in LEVELS:
             rows = self.mcq.filter(pc.equal(self.mcq["level"], level))
             if rows.num_rows == 0:
                 continue
             count = -(-rows.num_rows // SHARD_ROWS)
             for i in range(count):
-                shards[f"{level}-{i:05d}-of-{count:05d}"] = rows.slice(i * SHARD_ROWS, SHARD_ROWS)
-        return shards
+                yield f"{level}-{i:05d}-of-{count:05d}", rows.slice(i * SHARD_ROWS, SHARD_ROWS)
 
 
-_FORKED: tuple[ProbeBuilder, list[Request], int] | None = None
+_FORKED: tuple[ProbeBuilder, list[Request], int, Path] | None = None
 
 
 def _partitions(n: int, workers: int) -> list[tuple[int, int]]:
@@ -53,25 +55,38 @@ def _partitions(n: int, workers: int) -> list[tuple[int, int]]:
 
 
 def _draft_requests(probes: ProbeBuilder, requests: list[Request], seed: int,
-                    bar: tqdm | None = None) -> tuple[list[DraftRow], Counter[str]]:
+                    bar: tqdm | None = None) -> tuple[list[pa.Table], Counter[str]]:
+    """Draft rows request by request, turned into Arrow columns every DRAFT_CHUNK requests (so that RSS holds columns,
+    not Python objects)."""
+    tables: list[pa.Table] = []
     drafts: list[DraftRow] = []
     skipped: Counter[str] = Counter()
-    for request in requests:
+    for i, request in enumerate(requests, 1):
         for spec in probes.probes(request):
             result = draft_row(probes.index, spec, request, seed)
             if isinstance(result, str):
                 skipped[f"{spec.probe_type}: {result}"] += 1
             else:
                 drafts.append(result)
+        if i % DRAFT_CHUNK == 0 or i == len(requests):
+            tables.append(draft_table(drafts, probes.index, seed))
+            drafts = []
         if bar is not None:
             bar.update(1)
-    return drafts, skipped
+    return tables, skipped
 
 
-def _draft_partition(bounds: tuple[int, int]) -> tuple[list[DraftRow], Counter[str]]:
+def _draft_partition(bounds: tuple[int, int]) -> tuple[str, Counter[str]]:
+    """A worker's drafts go to an Arrow IPC file that the parent maps, instead of through a pipe as a pickle (which
+    the parent would hold twice, as bytes and as tables)."""
     assert _FORKED is not None
-    probes, requests, seed = _FORKED
-    return _draft_requests(probes, requests[bounds[0]:bounds[1]], seed)
+    probes, requests, seed, spill = _FORKED
+    tables, skipped = _draft_requests(probes, requests[bounds[0]:bounds[1]], seed)
+    path = spill / f"drafts-{bounds[0]:09d}.arrow"
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, MCQ_SCHEMA) as writer:
+        for table in tables:
+            writer.write_table(table)
+    return str(path), skipped
 
 
 def build_benchmark(kg: KnowledgeGraph, domain: str, *, seed: int = 0, templates_dir: Path | None = None,
@@ -82,7 +97,7 @@ def build_benchmark(kg: KnowledgeGraph, domain: str, *, seed: int = 0, templates
     templates = TemplateLibrary(templates_dir)
     requests, request_report = build_requests(index, templates, domain, seed, max_k)
     probes = ProbeBuilder(index, templates, seed)
-    drafts: list[DraftRow] = []
+    drafts: list[pa.Table] = []
     skipped: Counter[str] = Counter()
     parts = _partitions(len(requests), workers)
     bar = tqdm(total=len(requests), desc="probes", unit="request", disable=None if progress else True, leave=False)
@@ -91,20 +106,25 @@ def build_benchmark(kg: KnowledgeGraph, domain: str, *, seed: int = 0, templates
         drafts, skipped = part_drafts, part_skipped
     else:
         global _FORKED  # read by the forked workers, which inherit it instead of pickling the index
-        _FORKED = (probes, requests, seed)
+        spill = tempfile.TemporaryDirectory(prefix="ks-drafts-")
+        _FORKED = (probes, requests, seed, Path(spill.name))
         try:
             context = multiprocessing.get_context("fork")
             with concurrent.futures.ProcessPoolExecutor(len(parts), mp_context=context) as pool:
-                for (start, end), (part_drafts, part_skipped) in zip(parts, pool.map(_draft_partition, parts),
-                                                                     strict=True):
-                    drafts += part_drafts
+                for (start, end), (path, part_skipped) in zip(parts, pool.map(_draft_partition, parts), strict=True):
+                    drafts.append(pa.ipc.open_file(pa.memory_map(path)).read_all())  # file-backed pages
                     skipped += part_skipped
                     bar.update(end - start)
         finally:
             _FORKED = None
     bar.close()
-    mcq, letters = finish_rows(drafts, index, seed)
-    counts = Counter(zip(mcq["level"].to_pylist(), mcq["probe_type"].to_pylist(), strict=True))
+    try:
+        mcq, letters = finish_rows(drafts, seed)
+    finally:
+        if len(parts) > 1:
+            spill.cleanup()
+    counts = {(row["level"], row["probe_type"]): row["count_all"]
+              for row in mcq.group_by(["level", "probe_type"]).aggregate([([], "count_all")]).to_pylist()}
     report = {
         "requests_per_level": request_report,
         "mcq_rows": mcq.num_rows,

@@ -26,6 +26,7 @@ from .benchmark import build_benchmark
 from .errors import KsUserError
 from .formats import KgFormat, describe, detect_format, read_head
 from .graph import GraphAccumulator, KnowledgeGraph
+from .mcq import MCQ_SCHEMA
 from .readers import read_kg_file
 from .verify import verify_folder
 
@@ -124,14 +125,17 @@ def run_build(config: BuildConfig) -> dict[str, object]:
         if benchmark is not None:
             (staging / "mcq").mkdir()  # present even when no probe found enough distractors
             tables.append(("requests", benchmark.requests))
-            tables += [(f"mcq/{name}", shard) for name, shard in benchmark.mcq_shards().items()]
         for name, table in tables:
             files[f"{name}.parquet"] = write_parquet(table, staging / f"{name}.parquet")
+        if benchmark is not None:
+            for name, shard in benchmark.mcq_shards():
+                files[f"mcq/{name}.parquet"] = write_parquet(shard, staging / "mcq" / f"{name}.parquet")
+            benchmark.mcq = MCQ_SCHEMA.empty_table()  # the verifier reads the shards back: no second copy in memory
         manifest = _manifest(config, domain, kg, inputs, files)
         if benchmark is not None:
             manifest["templates_sha256"] = benchmark.report.pop("templates_sha256")
             manifest["benchmark"] = benchmark.report
-            manifest["verify"] = verify_folder(staging).summary()
+            manifest["verify"] = verify_folder(staging, workers=config.workers).summary()
         atomic_write_bytes(staging / "manifest.json", (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode())
     if config.progress:
         print(f"ingest {ingest_seconds:.2f}s, total {time.perf_counter() - started:.2f}s", file=sys.stderr)

@@ -77,13 +77,15 @@ def _verify_parser() -> argparse.ArgumentParser:
                     "consistent with the request. Exits 1 naming the rows that fail.")
     parser.add_argument("folder", type=Path, metavar="DIR", help="a folder written by ks-build")
     parser.add_argument("--show", type=int, default=20, metavar="N", help="failing rows to list (default 20)")
+    parser.add_argument("--workers", type=int, default=max(1, min(os.cpu_count() or 1, 8)), metavar="N",
+                        help="processes checking row groups in parallel (default: the number of CPUs, at most 8)")
     return parser
 
 
 def verify_main(argv: Sequence[str]) -> int:
     args = _verify_parser().parse_args(argv)
     try:
-        report = verify_folder(args.folder)
+        report = verify_folder(args.folder, workers=max(1, args.workers))
     except KsUserError as exc:
         print(f"ks-build verify: error: {exc.format()}", file=sys.stderr)
         return exc.exit_code

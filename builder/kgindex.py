@@ -51,6 +51,8 @@ class KgIndex:
     _instance_classes: list[str] | None = None
     _siblings: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
     _descendants: dict[str, set[str]] = field(default_factory=dict)
+    signature: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node → relations it is the subject of
+    _objects_at: dict[tuple[str, ...], list[str]] | None = None
 
     @classmethod
     def from_tables(cls, nodes: pa.Table, triples: pa.Table, relations: pa.Table) -> KgIndex:
@@ -66,13 +68,19 @@ class KgIndex:
             hierarchy_relations={r["relation_id"] for r in relations.to_pylist() if r["is_hierarchy"]},
         )
         columns = triples.select(["triple_id", "subject_id", "relation_id", "object_id", "object_is_literal"])
+        relations_of: dict[str, set[str]] = defaultdict(set)
         for tid, s, r, o, literal in zip(*(columns[c].to_pylist() for c in columns.column_names), strict=True):
+            relations_of[s].add(r)
             if literal or o not in infos or s not in infos:
                 continue
             index.objects[(s, r)].add(o)
             index.subjects[(r, o)].add(s)
             index.triple_of[(s, r, o)] = tid
             index.facts_by_subject[s].append((r, o))
+        shared: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for node, found in relations_of.items():
+            signature = tuple(sorted(found))
+            index.signature[node] = shared.setdefault(signature, signature)
         for info in infos.values():
             for parent in info.parents:
                 index.children[parent].append(info.node_id)
@@ -191,10 +199,38 @@ class KgIndex:
         elif info.parents:
             for p in info.parents:
                 pool.update(self.nodes_by_kind.get(("parent", p), ()))
-        if len(pool) < 4:
-            pool.update(self.nodes_by_kind.get(("level", info.level, info.branch or ""), ()))
+        if len(pool) < 4:  # a root is its own branch: its kind is the other roots
+            branch = "" if info.level == "root" else info.branch or ""
+            pool.update(self.nodes_by_kind.get(("level", info.level, branch), ()))
         self._kind_pools[key] = sorted(pool)
         return self._kind_pools[key]
+
+    def answer_pools(self, s: str, r: str, o: str) -> list[list[str]]:
+        """Where a wrong answer to (s, r, ?) of o's kind comes from, closest kind first: nodes sharing a type or
+        parent with `o` (`same_kind`); for `rdf:type`, any class that has instances; then what `r` points at from
+        subjects of s's level (the range of r as the KG uses it) — first the objects at o's level that are the subject
+        of the same relations as `o`, then any at o's level. The later pools serve where o's own kind is all true
+        for s: a root's sub-themes are all its descendants, so "Retail Trade has the subsector …" takes a wrong
+        answer from the subsectors of other sectors."""
+        pools = [self.same_kind(o)]
+        if r == RDF_TYPE:  # a class with few sibling classes: any other class that has instances will do
+            pools.append(self.instance_classes())
+        s_level, o_level = self.nodes[s].level, self.nodes[o].level
+        pools += [self.objects_at(r, s_level, o_level, like=o), self.objects_at(r, s_level, o_level)]
+        return pools
+
+    def objects_at(self, r: str, subject_level: str, object_level: str, like: str | None = None) -> list[str]:
+        """The stated objects of `r` whose subject is at `subject_level` and which are themselves at `object_level`
+        (sorted; memoised, do not modify): what `r` points at from nodes like its subject. With `like`, only those
+        that are the subject of the same relations as `like` (its relation signature), a closer kind."""
+        if self._objects_at is None:
+            grouped: dict[tuple[str, ...], set[str]] = defaultdict(set)
+            for s, r2, o in self.triple_of:
+                grouped[(r2, self.nodes[s].level, self.nodes[o].level)].add(o)
+                grouped[(r2, self.nodes[s].level, self.nodes[o].level, "|", *self.signature.get(o, ()))].add(o)
+            self._objects_at = {key: sorted(found) for key, found in grouped.items()}
+        key = (r, subject_level, object_level, *(("|", *self.signature.get(like, ())) if like is not None else ()))
+        return self._objects_at.get(key, [])
 
     def _index_kinds(self) -> None:
         kinds: dict[tuple[str, ...], list[str]] = defaultdict(list)
@@ -204,7 +240,7 @@ class KgIndex:
             if not info.types:
                 for p in info.parents:
                     kinds[("parent", p)].append(node)
-            kinds[("level", info.level, info.branch or "")].append(node)
+            kinds[("level", info.level, "" if info.level == "root" else info.branch or "")].append(node)
         self.nodes_by_kind = dict(kinds)
 
     def ancestors(self, node: str) -> dict[str, int]:

@@ -1,8 +1,9 @@
 """4-way multiple-choice rows from probe specifications: verified distractors, balanced gold letters, shards.
 
 Options are the gold, the node expected after the edit where the probe has one, and distractors of the gold's kind
-that the KG does not make true for the question, drawn by a seeded RNG; no two options read alike (rapidfuzz ratio
-below 90 between every pair of labels and aliases). A probe with fewer than three valid distractors is skipped and
+(the closest kind first, then any wider pools the probe names) that the KG does not make true for the question, drawn
+lazily by a seeded stream; no two options read alike (rapidfuzz ratio below 90 between every pair of labels and
+aliases). A probe with fewer than three valid distractors is skipped and
 counted, never padded. Gold letters are assigned after all rows exist, in row-id order, cycling through a seeded
 permutation of A–D per block of four rows, so each letter holds a quarter of the rows (±1 row).
 """
@@ -12,12 +13,14 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 
 from .kgindex import KgIndex
 from .probes import ProbeSpec
-from .requests import SIMILAR, Request, seeded_rng
+from .requests import SIMILAR, Request, SeededStream
 
 N_OPTIONS = 4
 DRAW_ATTEMPTS = 64  # distractor draws per probe before giving up
@@ -65,6 +68,13 @@ def reads_alike(index: KgIndex, a: str, b: str) -> bool:
                for name in index.folded_names(a))
 
 
+def reads_like_any(index: KgIndex, a: str, others: list[str]) -> bool:
+    """Does `a` read like any of `others` (as `reads_alike`, with one C call per name of `a`)?"""
+    names = [name for b in others for name in index.folded_names(b)]
+    return any(process.extractOne(name, names, scorer=fuzz.ratio, processor=None, score_cutoff=SIMILAR) is not None
+               for name in index.folded_names(a))
+
+
 def draft_row(index: KgIndex, spec: ProbeSpec, request: Request, seed: int) -> DraftRow | str:
     """Choose the options of one probe, or return why it is skipped."""
     truths = spec.query.truths(index)
@@ -77,46 +87,46 @@ def draft_row(index: KgIndex, spec: ProbeSpec, request: Request, seed: int) -> D
     for node in spec.include:
         if node in truths:
             return "target already true"
-        if any(reads_alike(index, node, chosen) for chosen in options):
+        if reads_like_any(index, node, options):
             return "target reads like another option"
         options.append(node)
-    pool = spec.pool
-    rng = seeded_rng(seed, "distractors", spec.probe_id)
+    rng = SeededStream(seed, "distractors", spec.probe_id)
     chosen_ids = set(options)
-    # Drawn without replacement, so a pool holding exactly three valid distractors always yields them.
-    for position in rng.sample(range(len(pool)), min(DRAW_ATTEMPTS, len(pool))):
+    for pool in (spec.pool, *spec.wider):
+        # Drawn without replacement, so a pool holding exactly three valid distractors always yields them; drawn
+        # lazily, so a probe costs the draws it uses, not DRAW_ATTEMPTS.
+        for position in rng.positions(len(pool), DRAW_ATTEMPTS):
+            candidate = pool[position]
+            if candidate in chosen_ids or candidate in truths or candidate == spec.query.subject_id \
+                    or not index.nodes[candidate].label or reads_like_any(index, candidate, options):
+                continue
+            options.append(candidate)
+            chosen_ids.add(candidate)
+            if len(options) == N_OPTIONS:
+                break
         if len(options) == N_OPTIONS:
             break
-        candidate = pool[position]
-        if candidate in chosen_ids or candidate in truths or candidate == spec.query.subject_id \
-                or not index.nodes[candidate].label:
-            continue
-        if any(reads_alike(index, candidate, chosen) for chosen in options):
-            continue
-        options.append(candidate)
-        chosen_ids.add(candidate)
     if len(options) < N_OPTIONS:
         return "fewer than 3 distractors"
     return DraftRow(spec, request, options, proof)
 
 
-def finish_rows(drafts: list[DraftRow], index: KgIndex, seed: int) -> tuple[pa.Table, Counter[str]]:
-    """Fix gold letters (balanced over the build) and option order; return the rows as an Arrow table."""
-    drafts = sorted(drafts, key=lambda d: d.spec.probe_id)
-    letters: Counter[str] = Counter()
+# Where each option of a draft (gold first, then the distractors in their seeded order) goes for each gold position:
+# the gold at p, the others keep their order around it.
+_SLOTS_FOR_GOLD = np.array([[0, 1, 2, 3], [1, 0, 2, 3], [1, 2, 0, 3], [1, 2, 3, 0]], dtype=np.int64)
+_POSITION_OF_SLOT = np.argsort(_SLOTS_FOR_GOLD, axis=1)  # [gold position, draft slot] → final position
+
+
+def draft_table(drafts: list[DraftRow], index: KgIndex, seed: int) -> pa.Table:
+    """Drafts as MCQ rows before their letters are fixed (so that a partition of the build holds Arrow columns, not
+    Python objects): options gold first, then the others in their seeded order; `answer` 0 and `target` the slot of
+    the target among the options (−1 for none) until `finish_rows` moves the gold to its letter."""
     columns: dict[str, list] = {name: [] for name in MCQ_SCHEMA.names}
-    block: list[int] = []
-    for i, draft in enumerate(drafts):
-        if i % N_OPTIONS == 0:
-            block = list(range(N_OPTIONS))
-            seeded_rng(seed, "letters", str(i // N_OPTIONS)).shuffle(block)
-        gold_position = block[i % N_OPTIONS]
+    for draft in drafts:
         spec, request = draft.spec, draft.request
         others = draft.options[1:]
-        seeded_rng(seed, "order", spec.probe_id).shuffle(others)
-        ordered = others[:gold_position] + [draft.options[0]] + others[gold_position:]
-        letters["ABCD"[gold_position]] += 1
-        target = ordered.index(spec.target) if spec.target is not None else -1
+        SeededStream(seed, "order", spec.probe_id).shuffle(others)
+        options = [draft.options[0], *others]
         columns["id"].append(spec.probe_id)
         columns["domain"].append(request.domain)
         columns["level"].append(request.level)
@@ -125,10 +135,10 @@ def finish_rows(drafts: list[DraftRow], index: KgIndex, seed: int) -> tuple[pa.T
         columns["probe_type"].append(spec.probe_type)
         columns["role"].append(spec.role)
         columns["question"].append(spec.question)
-        columns["choices"].append([index.nodes[node].label for node in ordered])
-        columns["answer"].append(gold_position)
-        columns["target"].append(target)
-        columns["choice_ids"].append(ordered)
+        columns["choices"].append([index.nodes[node].label for node in options])
+        columns["answer"].append(0)
+        columns["target"].append(options.index(spec.target) if spec.target is not None else -1)
+        columns["choice_ids"].append(options)
         columns["distance"].append(spec.distance)
         columns["template_id"].append(spec.template_id)
         columns["provenance"].append(draft.provenance)
@@ -137,4 +147,32 @@ def finish_rows(drafts: list[DraftRow], index: KgIndex, seed: int) -> tuple[pa.T
         columns["query_relation_id"].append(spec.query.relation_id)
         columns["query_object_id"].append(spec.query.object_id)
         columns["query_relation2_id"].append(spec.query.relation2_id)
+    return pa.table(columns, schema=MCQ_SCHEMA)
+
+
+def finish_rows(drafts: list[pa.Table], seed: int) -> tuple[pa.Table, Counter[str]]:
+    """Fix gold letters (balanced over the build: in row-id order, each block of four rows takes a seeded permutation
+    of A–D) and move each gold to its letter; return the rows sorted by id, and the letter histogram. Empties
+    `drafts`, so that its tables are freed as soon as they are copied."""
+    table = pa.concat_tables(drafts) if drafts else MCQ_SCHEMA.empty_table()
+    drafts.clear()
+    table = table.take(pc.sort_indices(table, [("id", "ascending")]))  # byte order = code-point order for UTF-8
+    n = table.num_rows
+    gold = np.empty(n, dtype=np.int64)
+    block = list(range(N_OPTIONS))
+    for start in range(0, n, N_OPTIONS):
+        block[:] = range(N_OPTIONS)
+        SeededStream(seed, "letters", str(start // N_OPTIONS)).shuffle(block)
+        gold[start:start + N_OPTIONS] = block[:min(N_OPTIONS, n - start)]
+    take = (np.arange(n, dtype=np.int64)[:, None] * N_OPTIONS + _SLOTS_FOR_GOLD[gold]).ravel()
+    offsets = pa.array(np.arange(0, N_OPTIONS * n + 1, N_OPTIONS, dtype=np.int32))
+    slot = table["target"].to_numpy()
+    target = np.where(slot >= 0, _POSITION_OF_SLOT[gold, np.maximum(slot, 0)], -1)
+    columns = {name: table[name] for name in MCQ_SCHEMA.names}
+    for name in ("choices", "choice_ids"):
+        values = pc.list_flatten(table[name].combine_chunks())
+        columns[name] = pa.ListArray.from_arrays(offsets, values.take(pa.array(take)))
+    columns["answer"] = pa.array(gold)
+    columns["target"] = pa.array(target)
+    letters = Counter({"ABCD"[i]: int(c) for i, c in enumerate(np.bincount(gold, minlength=N_OPTIONS))})
     return pa.table(columns, schema=MCQ_SCHEMA), letters

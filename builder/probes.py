@@ -19,7 +19,7 @@ import bisect
 from dataclasses import dataclass, field
 
 from .kgindex import KgIndex
-from .requests import Request, seeded_key, seeded_rng
+from .requests import DRAWS, Request, SeededStream, seeded_key
 from .templates import TemplateLibrary
 
 OBJECT, SUBJECT, CHAIN, PEER = "object", "subject", "chain", "peer"
@@ -94,6 +94,7 @@ class ProbeSpec:
     gold: str
     target: str | None  # None: the edit does not decide it (-1)
     pool: list[str]  # candidate options besides gold and target, of the gold's kind
+    wider: list[list[str]] = field(default_factory=list)  # pools tried in turn while `pool` gives too few
     include: list[str] = field(default_factory=list)  # options that must be offered (the target)
     distance: int | None = None
 
@@ -150,11 +151,12 @@ class ProbeBuilder:
     def direct(self, q: Request) -> list[ProbeSpec]:
         s, r, o, new = q.subject_id, q.relation_id, q.target_true_id, q.target_new_id
         specs = []
+        pools = self.index.answer_pools(s, r, o)  # the counterfactual's pools: for a root, its kind may be all true
         for i, phrasing in enumerate(self.phrasings(r, "question")[:self.counts["direct"]]):
             question = self.templates.render_probe(
                 "direct", question=phrasing.render_cached(self.label(s), self.label(o), q.request_id))
             specs.append(ProbeSpec(q.request_id, "direct", "q_plus", i, question, phrasing.template_id,
-                                   Query(OBJECT, s, r), gold=o, target=new, pool=self.index.same_kind(o),
+                                   Query(OBJECT, s, r), gold=o, target=new, pool=pools[0], wider=pools[1:],
                                    include=[new], distance=0))
         return specs
 
@@ -176,7 +178,7 @@ class ProbeBuilder:
         hops = [(r2, x) for r2, x in index.single_valued_facts(o) if x != s]
         if not hops:
             return []
-        hops = seeded_rng(self.seed, "hops", q.request_id).sample(hops, min(len(hops), self.counts["multi_hop"]))
+        hops = SeededStream(self.seed, "hops", q.request_id).sample(hops, min(len(hops), self.counts["multi_hop"]))
         noun = self._pick(self.phrasings(r, "noun_phrase"), q.request_id, "noun").render(
             q.request_id, subject=self.label(s), object=self.label(o))
         specs = []
@@ -199,15 +201,14 @@ class ProbeBuilder:
         peers = sorted(index.holders(r, o) - {s})
         if not peers:
             return []
-        golds = seeded_rng(self.seed, "peers", q.request_id).sample(peers, min(len(peers), self.counts["comparison"]))
+        golds = SeededStream(self.seed, "peers", q.request_id).sample(peers, min(len(peers), self.counts["comparison"]))
         after = sorted(index.holders(r, new) - {s} - set(peers))
-        target = seeded_rng(self.seed, "peer-after", q.request_id).choice(after) if after else None
+        target = SeededStream(self.seed, "peer-after", q.request_id).choice(after) if after else None
         phrasing = self._pick(self.phrasings(r, "same"), q.request_id, "same")
         question = self.templates.render_probe(
             "comparison", same_question=phrasing.render_cached(self.label(s), self.label(o), q.request_id))
-        pool = [c for c in index.same_kind(s) if c != s]
         return [ProbeSpec(q.request_id, "comparison", "q_plus", i, question, phrasing.template_id,
-                          Query(PEER, s, r), gold=gold, target=target, pool=pool,
+                          Query(PEER, s, r), gold=gold, target=target, pool=index.same_kind(s),  # s itself is no option
                           include=[target] if target is not None else [], distance=0)
                 for i, gold in enumerate(golds)]
 
@@ -219,9 +220,10 @@ class ProbeBuilder:
         text = self.templates.render_probe(
             "conflict", context=statement.render_cached(self.label(s), self.label(new), q.request_id),
             question=question.render_cached(self.label(s), self.label(o), q.request_id))
+        pools = self.index.answer_pools(s, r, o)
         specs.append(ProbeSpec(q.request_id, "conflict", "q_plus", 0, text, question.template_id,
-                               Query(OBJECT, s, r), gold=o, target=new, pool=self.index.same_kind(o), include=[new],
-                               distance=0))
+                               Query(OBJECT, s, r), gold=o, target=new, pool=pools[0], wider=pools[1:],
+                               include=[new], distance=0))
         seen: set[tuple[str, str]] = set()
         for i in range(self.counts["conflict_minus"]):
             neighbour = self._neighbour_fact(q, f"conflict{i}")
@@ -229,10 +231,9 @@ class ProbeBuilder:
                 continue
             s2, r2, o2, distance = neighbour
             seen.add((s2, r2))
-            wrong = [c for c in self.index.same_kind(o2) if c not in self.index.values(s2, r2) and c != s2]
-            if not wrong:
+            misleading = self._wrong_value(s2, r2, o2, SeededStream(self.seed, f"misleading{i}", q.request_id))
+            if misleading is None:
                 continue
-            misleading = seeded_rng(self.seed, f"misleading{i}", q.request_id).choice(wrong)
             statement = self._pick(self.phrasings(r2, "statement"), q.request_id, f"statement-{i}")
             question = self._pick(self.phrasings(r2, "question"), q.request_id, f"conflict-{i}")
             text = self.templates.render_probe(
@@ -269,6 +270,14 @@ class ProbeBuilder:
     def _pick(self, phrasings: list, request_id: str, purpose: str):  # noqa: ANN202 - Phrasing
         return phrasings[int.from_bytes(seeded_key(self.seed, purpose, request_id), "big") % len(phrasings)]
 
+    def _wrong_value(self, s: str, r: str, o: str, rng: SeededStream) -> str | None:
+        """A node of o's kind that the KG does not give (s, r): sampled, not scanned (a kind may be large)."""
+        pool, true_values = self.index.same_kind(o), self.index.values(s, r)
+        for position in rng.positions(len(pool), DRAWS):
+            if pool[position] not in true_values and pool[position] != s:
+                return pool[position]
+        return None
+
     def _facts_of(self, node: str, q: Request) -> list[tuple[str, str]]:
         """Facts of another subject that the request cannot touch and that have a single answer."""
         touched = (q.subject_id, q.target_true_id, q.target_new_id)
@@ -280,7 +289,7 @@ class ProbeBuilder:
         index = self.index
         s = q.subject_id
         info = index.nodes[s]
-        rng = seeded_rng(self.seed, purpose, stratum, q.request_id)
+        rng = SeededStream(self.seed, purpose, stratum, q.request_id)
         family = index.sibling_pool(s)
         if stratum == "sibling":
             at = bisect.bisect_left(family, s)
@@ -292,7 +301,7 @@ class ProbeBuilder:
         else:
             pool, exclude = self.subjects_with_facts, {s}
         for _ in range(min(len(pool), 24)):
-            other = pool[rng.randrange(len(pool))]
+            other = pool[rng.below(len(pool))]
             if other in exclude or (stratum == "other" and index.nodes[other].branch == info.branch):
                 continue
             facts = self._facts_of(other, q)

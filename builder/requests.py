@@ -13,19 +13,22 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pyarrow as pa
 from rapidfuzz import fuzz
 
+from .graph import KnowledgeGraph
 from .hierarchy import LEVELS
 from .kgindex import KgIndex
 from .templates import TemplateLibrary
-from .vocab import RDF_TYPE
 
 K_VALUES = (1, 10, 100, 1_000, 10_000)
 SIMILAR = 90  # rapidfuzz ratio at or above which two labels count as the same answer
 DRAWS = 64  # seeded draws from a pool before a choice gives up
+T = TypeVar("T")
 
 REQUESTS_SCHEMA = pa.schema([
     ("request_id", pa.string()),
@@ -73,7 +76,62 @@ def seeded_key(seed: int, *parts: str) -> bytes:
 
 
 def seeded_rng(seed: int, *parts: str) -> random.Random:
+    """A Mersenne Twister for the per-request choices (the counterfactual)."""
     return random.Random(int.from_bytes(seeded_key(seed, *parts), "big"))
+
+
+_MASK64 = (1 << 64) - 1
+
+
+class SeededStream:
+    """The draws of one decision of the probe stage (a probe's distractors, a stratum's neighbour, a row's option
+    order): SplitMix64 (Steele, Lea & Flood 2014) started from `seeded_key`. A million-row build takes millions of
+    decisions; starting a `random.Random` (624 words of state) for each was the largest single cost of the stage."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, seed: int, *parts: str) -> None:
+        self.state = int.from_bytes(seeded_key(seed, *parts), "big")
+
+    def below(self, n: int) -> int:
+        """A draw in [0, n) (multiply-shift of a 64-bit output; its bias, under n / 2**64, is immaterial here)."""
+        self.state = z = (self.state + 0x9E3779B97F4A7C15) & _MASK64
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        return ((z ^ (z >> 31)) * n) >> 64
+
+    def choice(self, items: Sequence[T]) -> T:
+        return items[self.below(len(items))]
+
+    def shuffle(self, items: list) -> None:
+        for i in range(len(items) - 1, 0, -1):  # Fisher–Yates
+            j = self.below(i + 1)
+            items[i], items[j] = items[j], items[i]
+
+    def sample(self, items: Sequence[T], k: int) -> list[T]:
+        """k distinct items, in the order drawn."""
+        pool = list(items)
+        for i in range(k):
+            j = i + self.below(len(pool) - i)
+            pool[i], pool[j] = pool[j], pool[i]
+        return pool[:k]
+
+    def positions(self, n: int, limit: int) -> Iterator[int]:
+        """Up to `limit` distinct positions in [0, n), drawn one at a time as the caller asks for them (a caller that
+        needs three good candidates usually stops after three or four draws)."""
+        if n <= 2 * limit:  # a small pool: a lazy Fisher–Yates over all its positions
+            order = list(range(n))
+            for i in range(min(limit, n)):
+                j = i + self.below(n - i)
+                order[i], order[j] = order[j], order[i]
+                yield order[i]
+            return
+        seen: set[int] = set()
+        while len(seen) < limit:  # a large pool: redraw the rare repeat
+            position = self.below(n)
+            if position not in seen:
+                seen.add(position)
+                yield position
 
 
 def similar(a: str, b: str) -> bool:
@@ -109,6 +167,13 @@ def build_requests(index: KgIndex, templates: TemplateLibrary, domain: str, seed
     return requests, report
 
 
+def largest_k_per_level(kg: KnowledgeGraph, domain: str, seed: int = 0) -> dict[str, int]:
+    """The largest full k of each level's request set, as a build with the shipped templates reports it."""
+    index = KgIndex.from_tables(kg.nodes, kg.triples, kg.relations)
+    _requests, report = build_requests(index, TemplateLibrary(), domain, seed)
+    return {level: found["largest_k"] for level, found in report.items()}
+
+
 def k_of_rank(rank: int) -> int:
     """The smallest k of the scale 1, 10, 100, … (K_VALUES, continued by powers of ten past 10 000 when --max-k asks
     for more) whose set holds the request at this rank."""
@@ -119,16 +184,14 @@ def k_of_rank(rank: int) -> int:
 
 
 def counterfactual(index: KgIndex, s: str, r: str, o: str, seed: int, tid: str) -> str | None:
-    """A new object of the true object's kind that the KG does not make true for (s, r), and that does not read
-    like the true one."""
+    """A new object of the true object's kind (`KgIndex.answer_pools`, closest kind first) that the KG does not make
+    true for (s, r), and that does not read like the true one."""
     true_values = index.values(s, r)
-    if index.is_hierarchy(r):
-        true_values = true_values | index.descendants(s)  # "planet is a kind of giant planet" would be a loop
+    if index.is_hierarchy(r):  # "planet is a kind of giant planet" would be a loop, and so would the reverse
+        true_values = true_values | index.descendants(s) | index.ancestors(s).keys()
     o_label = index.nodes[o].label
     rng = seeded_rng(seed, "target_new", tid)
-    pools = [index.same_kind(o)]
-    if r == RDF_TYPE:  # a class with few sibling classes: any other class that has instances will do
-        pools.append(index.instance_classes())
+    pools = index.answer_pools(s, r, o)
     for pool in pools:
         for _ in range(min(len(pool), DRAWS)):  # sampled, not scanned: a kind may hold a hundred thousand nodes
             c = pool[rng.randrange(len(pool))]

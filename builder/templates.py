@@ -32,7 +32,7 @@ class Phrasing:
     """One rendered-ready phrasing: its id (file/key/kind/index) and its compiled template."""
 
     template_id: str
-    template: jinja2.Template
+    template: SandboxedTemplate
     cache: dict[tuple[str, str], str] = field(default_factory=dict, compare=False, hash=False)
 
     def render(self, where: str = "", **variables: Any) -> str:
@@ -66,8 +66,9 @@ class TemplateLibrary:
         self._load_relations(shipped / "relations.yaml")
         self.generic = self._read_yaml(shipped / "generic.yaml")
         self.probe_counts = self._read_counts(shipped / "probes.yaml")
-        self.probe_templates: dict[str, jinja2.Template] = {}
+        self.probe_templates: dict[str, SandboxedTemplate] = {}
         self.probe_files: dict[str, Path] = {}
+        self.probe_names: dict[str, str] = {}
         for probe_type in PROBE_TYPES:
             self._load_probe_template(shipped / f"{probe_type}.jinja", probe_type)
         if extra_dir is not None:
@@ -84,7 +85,6 @@ class TemplateLibrary:
                 if (extra_dir / f"{probe_type}.jinja").is_file():
                     self._load_probe_template(extra_dir / f"{probe_type}.jinja", probe_type)
         self._cache: dict[tuple[str, str, str], list[Phrasing]] = {}
-        self._probe_cache: dict[tuple, str] = {}
 
     # -- loading ---------------------------------------------------------------------------------------------------
 
@@ -120,10 +120,11 @@ class TemplateLibrary:
     def _load_probe_template(self, path: Path, probe_type: str) -> None:
         self.files.append(path)
         try:
-            self.probe_templates[probe_type] = self.env.from_string(path.read_text(encoding="utf-8"))
+            self.probe_templates[probe_type] = SandboxedTemplate.compile(self.env, path.read_text(encoding="utf-8"))
         except jinja2.TemplateSyntaxError as exc:
             raise KsUserError(f"template syntax error: {exc.message}", path=str(path), line=exc.lineno) from None
         self.probe_files[probe_type] = path
+        self.probe_names[probe_type] = str(path)
 
     # -- lookup ----------------------------------------------------------------------------------------------------
 
@@ -151,7 +152,7 @@ class TemplateLibrary:
         for i, text in enumerate(texts):
             template_id = f"{prefix}/{i}"
             try:
-                template = self.env.from_string(text, globals=globals_)
+                template = SandboxedTemplate.compile(self.env, text, globals_)
             except jinja2.TemplateSyntaxError as exc:
                 raise KsUserError(f"template {template_id}: syntax error: {exc.message}") from None
             out.append(Phrasing(template_id, template))
@@ -165,13 +166,9 @@ class TemplateLibrary:
         return digest.hexdigest()
 
     def render_probe(self, probe_type: str, **variables: Any) -> str:
-        """The probe's text (memoised on its variables, which are strings)."""
-        key = (probe_type, *sorted(variables.items()))
-        text = self._probe_cache.get(key)
-        if text is None:
-            text = _render(self.probe_templates[probe_type], str(self.probe_files[probe_type]), variables, "").strip()
-            self._probe_cache[key] = text
-        return text
+        """The probe's text (not memoised: a probe's variables are rarely seen twice, and a cache would grow with the
+        rows)."""
+        return _render(self.probe_templates[probe_type], self.probe_names[probe_type], variables, "").strip()
 
 
 def label_form(label: str) -> str:
@@ -179,9 +176,11 @@ def label_form(label: str) -> str:
     before the label: "part of", and participles such as "located in")."""
     text = label.strip().lower()
     first = text.split(" ", 1)[0]
+    if text.startswith(_VERB_STARTS):  # "is a subfield of" carries its own verb: no second "is"
+        return "verb"
     if text.endswith(" of") or (" " in text and first.endswith(("ed", "en")) and first not in ("seen",)):
         return "of"
-    if text.startswith(_VERB_STARTS) or text.endswith(_VERB_ENDS):
+    if text.endswith(_VERB_ENDS):
         return "verb"
     if " " not in text and text.endswith("s") and not text.endswith("ss"):  # "orbits", "contains"
         return "verb"
@@ -195,7 +194,60 @@ def _local_name(relation_id: str) -> str:
     return relation_id
 
 
-def _render(template: jinja2.Template, name: str, variables: dict[str, Any], where: str) -> str:
+@dataclass(frozen=True)
+class SandboxedTemplate:
+    """A template compiled in the sandbox, and, when it is nothing but text and plain `{{ name }}` expressions (every
+    shipped template and phrasing), the same as a list of parts joined without Jinja: such a template can reach
+    nothing but its variables, so the sandbox has nothing to guard, and a render then costs a join instead of a
+    Jinja context (the largest cost of rendering a million rows). Anything else — filters, attributes, calls,
+    control flow — renders through Jinja."""
+
+    jinja: jinja2.Template
+    parts: tuple[str | tuple[str], ...] | None  # text, or (variable name,)
+    globals: dict[str, Any]
+
+    @classmethod
+    def compile(cls, env: SandboxedEnvironment, source: str, globals_: dict[str, Any] | None = None
+                ) -> SandboxedTemplate:
+        globals_ = globals_ or {}
+        return cls(env.from_string(source, globals=globals_), _plain_parts(env.parse(source)), globals_)
+
+    def render(self, **variables: Any) -> str:
+        if self.parts is None:
+            return self.jinja.render(**variables)
+        out = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            name = part[0]
+            value = variables[name] if name in variables else self.globals.get(name, _MISSING)
+            if value is _MISSING:  # undefined (or one of Jinja's own globals): Jinja says what it does with it
+                return self.jinja.render(**variables)
+            out.append(str(value))
+        return "".join(out)
+
+
+_MISSING = object()
+
+
+def _plain_parts(tree: jinja2.nodes.Template) -> tuple[str | tuple[str], ...] | None:
+    """The parts of a template made of text and `{{ name }}` only, else None."""
+    parts: list[str | tuple[str]] = []
+    for statement in tree.body:
+        if not isinstance(statement, jinja2.nodes.Output):
+            return None
+        for node in statement.nodes:
+            if isinstance(node, jinja2.nodes.TemplateData):
+                parts.append(node.data)
+            elif isinstance(node, jinja2.nodes.Name) and node.ctx == "load":
+                parts.append((node.name,))
+            else:
+                return None
+    return tuple(parts)
+
+
+def _render(template: SandboxedTemplate, name: str, variables: dict[str, Any], where: str) -> str:
     try:
         text = template.render(**variables)
         # a label ending in a full stop ("Washington, D.C.") must not end its sentence twice

@@ -9,6 +9,8 @@ undecided (−1), multi-hop and comparison targets follow from the new object in
 
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pyarrow.parquet as pq
 
 from .errors import KsUserError
 from .kgindex import KgIndex
-from .mcq import N_OPTIONS, reads_alike
+from .mcq import N_OPTIONS, reads_alike, reads_like_any
 from .probes import CHAIN, OBJECT, PEER, SUBJECT, Query
 
 
@@ -34,20 +36,56 @@ class VerifyReport:
                 "first_failures": [f"{row}: {reason}" for row, reason in self.failures[:20]]}
 
 
-def verify_folder(folder: Path) -> VerifyReport:
+def verify_folder(folder: Path, workers: int = 1) -> VerifyReport:
+    """Re-prove every MCQ row of a build; row groups are shared out over `workers` forked processes (the index is
+    built once and inherited), and the failures come back in shard and row order whatever the number of workers."""
     for name in ("nodes", "triples", "relations", "requests"):
         if not (folder / f"{name}.parquet").is_file():
             raise KsUserError(f"not a KnowledgeSmith build: {name}.parquet is missing", path=str(folder))
+    global _FORKED
     index = KgIndex.from_folder(folder)
     requests = {r["request_id"]: r for r in pq.read_table(folder / "requests.parquet").to_pylist()}
+    parts = [(str(shard), group) for shard in sorted((folder / "mcq").glob("*.parquet"))
+             for group in range(pq.ParquetFile(shard).num_row_groups)]
     report = VerifyReport()
-    for shard in sorted((folder / "mcq").glob("*.parquet")):
-        for row in pq.read_table(shard).to_pylist():
-            report.rows += 1
-            reason = check_row(index, requests, row)
-            if reason is not None:
-                report.failures.append((row["id"], reason))
+    _FORKED = (index, requests)
+    try:
+        if workers <= 1 or len(parts) <= 1:
+            results = map(_verify_part, parts)
+            for rows, failures in results:
+                report.rows += rows
+                report.failures += failures
+        else:
+            context = multiprocessing.get_context("fork")
+            with concurrent.futures.ProcessPoolExecutor(min(workers, len(parts)), mp_context=context) as pool:
+                for rows, failures in pool.map(_verify_part, parts):
+                    report.rows += rows
+                    report.failures += failures
+    finally:
+        _FORKED = None
     return report
+
+
+_FORKED: tuple[KgIndex, dict[str, dict]] | None = None
+
+
+def _verify_part(part: tuple[str, int]) -> tuple[int, list[tuple[str, str]]]:
+    assert _FORKED is not None
+    index, requests = _FORKED
+    columns = pq.ParquetFile(part[0]).read_row_group(part[1], columns=CHECKED_COLUMNS).to_pydict()
+    failures = []
+    rows = 0
+    for values in zip(*columns.values(), strict=True):  # column-wise conversion: a third of to_pylist's time
+        row = dict(zip(columns, values, strict=True))
+        rows += 1
+        reason = check_row(index, requests, row)
+        if reason is not None:
+            failures.append((row["id"], reason))
+    return rows, failures
+
+
+CHECKED_COLUMNS = ["id", "request_id", "probe_type", "role", "choices", "answer", "target", "choice_ids", "provenance",
+                   "query_kind", "query_subject_id", "query_relation_id", "query_object_id", "query_relation2_id"]
 
 
 def check_row(index: KgIndex, requests: dict[str, dict], row: dict) -> str | None:
@@ -59,10 +97,11 @@ def check_row(index: KgIndex, requests: dict[str, dict], row: dict) -> str | Non
         return "an option is not a node of the KG"
     if [index.nodes[node].label for node in choice_ids] != row["choices"]:
         return "choice texts do not match their node labels"
-    for i in range(N_OPTIONS):
-        for j in range(i + 1, N_OPTIONS):
-            if reads_alike(index, choice_ids[i], choice_ids[j]):
-                return f"options {'ABCD'[i]} and {'ABCD'[j]} read alike"
+    if any(reads_like_any(index, choice_ids[i], choice_ids[i + 1:]) for i in range(N_OPTIONS - 1)):
+        for i in range(N_OPTIONS):  # which two: only for the message
+            for j in range(i + 1, N_OPTIONS):
+                if reads_alike(index, choice_ids[i], choice_ids[j]):
+                    return f"options {'ABCD'[i]} and {'ABCD'[j]} read alike"
     query = Query(row["query_kind"], row["query_subject_id"], row["query_relation_id"], row["query_object_id"],
                   row["query_relation2_id"])
     truths = query.truths(index)

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from minikg import MINI_KG, build_mini, file_digests, mcq_rows
 
+from knowledgesmith.builder.requests import SeededStream
+
 MINI_FILES = {"manifest.json", "nodes.parquet", "triples.parquet", "relations.parquet", "requests.parquet",
               "mcq/intermediate-00000-of-00001.parquet", "mcq/leaf-00000-of-00001.parquet"}
 HIST_BUILD = [sys.executable, "-m", "knowledgesmith.builder.cli", "--domain", "hist", "--max-k", "100", "--quiet"]
@@ -109,3 +111,17 @@ def test_a_build_killed_while_writing_leaves_the_previous_build_untouched(tmp_pa
     _kill(process)
 
     assert file_digests(out) == previous
+
+
+def test_a_seeded_stream_is_a_function_of_seed_and_ids_and_draws_positions_without_repeats() -> None:
+    first = SeededStream(0, "distractors", "req-x/direct/0")
+    again = SeededStream(0, "distractors", "req-x/direct/0")
+    assert [first.below(1000) for _ in range(20)] == [again.below(1000) for _ in range(20)]
+    first, other_seed = SeededStream(0, "req-x"), SeededStream(1, "req-x")
+    assert [first.below(1000) for _ in range(20)] != [other_seed.below(1000) for _ in range(20)]
+    assert sorted(SeededStream(0, "small").positions(5, 64)) == [0, 1, 2, 3, 4]  # a small pool: every position once
+    drawn = list(SeededStream(0, "large").positions(10**6, 64))
+    assert len(drawn) == len(set(drawn)) == 64 and all(0 <= p < 10**6 for p in drawn)
+    items = list(range(10))
+    SeededStream(0, "shuffle").shuffle(items)
+    assert sorted(items) == list(range(10)) and items != list(range(10))

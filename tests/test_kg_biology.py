@@ -16,6 +16,7 @@ import pyoxigraph as ox
 import pytest
 
 from knowledgesmith.builder.build import ingest
+from knowledgesmith.builder.requests import largest_k_per_level
 
 KG = Path(__file__).resolve().parents[1] / "kg"
 BIO = "https://knowledgesmith.org/kg/biology/"
@@ -32,7 +33,7 @@ def kg() -> dict[str, Any]:
     nodes = graph.nodes.to_pylist()
     triples = graph.triples.to_pylist()
     relations = {r["relation_id"]: r for r in graph.relations.to_pylist()}
-    return {"nodes": {n["node_id"]: n for n in nodes}, "triples": triples, "relations": relations}
+    return {"nodes": {n["node_id"]: n for n in nodes}, "triples": triples, "relations": relations, "graph": graph}
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +72,13 @@ def test_size_per_level(kg: dict[str, Any]) -> None:
     assert sum(t["relation_id"] not in hierarchy for t in triples) > 0.5 * len(triples)
     sources = Counter(t["source"] for t in triples)
     assert all(sources[p.name] > 0 for p in PATHS), sources
+
+
+def test_every_level_supports_k_100_and_the_leaf_level_k_10_000(kg: dict[str, Any]) -> None:
+    # issue 4: root facts need counterfactuals too (a root's sub-themes are all its own, so the new object comes from
+    # what the relation points at from the other roots)
+    largest_k = largest_k_per_level(kg["graph"], "bio")
+    assert largest_k["root"] >= 100 and largest_k["intermediate"] >= 100 and largest_k["leaf"] == 10_000, largest_k
 
 
 def test_roots_are_the_disciplines(kg: dict[str, Any]) -> None:

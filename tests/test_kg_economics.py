@@ -11,7 +11,8 @@ import pyarrow as pa
 import pyoxigraph as ox
 import pytest
 
-from knowledgesmith.builder import ingest
+from knowledgesmith.builder import KnowledgeGraph, ingest
+from knowledgesmith.builder.requests import largest_k_per_level
 
 KG = Path(__file__).resolve().parents[1] / "kg"
 FILES = [KG / "economics.ttl", *sorted(KG.glob("economics.*.ttl"))]
@@ -35,7 +36,7 @@ class Schema:
 
 
 @pytest.fixture(scope="module")
-def built() -> tuple[dict[str, list[object]], dict[str, list[object]], Schema]:
+def built() -> tuple[dict[str, list[object]], dict[str, list[object]], Schema, KnowledgeGraph]:
     kg, _inputs = ingest(FILES, domain="economics")
     schema = Schema()
     for path in FILES:
@@ -51,7 +52,7 @@ def built() -> tuple[dict[str, list[object]], dict[str, list[object]], Schema]:
                 schema.range[s] = o
             elif p == OWL + "inverseOf":
                 schema.inverse[s] = o
-    return kg.nodes.to_pydict(), kg.triples.to_pydict(), schema
+    return kg.nodes.to_pydict(), kg.triples.to_pydict(), schema, kg
 
 
 def facts(triples: dict[str, list[object]]) -> list[dict[str, object]]:
@@ -68,7 +69,7 @@ def test_files_carry_a_provenance_header() -> None:
 
 
 def test_size_per_level(built) -> None:
-    nodes, triples, _ = built
+    nodes, triples, _, _ = built
     levels = collections.Counter(nodes["level"])
     assert levels["root"] >= 20 and levels["intermediate"] >= 200 and levels["leaf"] >= 3000, levels
     assert len(triples["triple_id"]) >= 10_000
@@ -77,14 +78,21 @@ def test_size_per_level(built) -> None:
     assert subject_levels["root"] >= 100 and subject_levels["intermediate"] >= 1000, subject_levels
 
 
+def test_every_level_supports_k_100_and_the_leaf_level_k_10_000(built) -> None:
+    # issue 4: root facts need counterfactuals too (a root's sub-themes are all its own, so the new object comes from
+    # what the relation points at from the other roots)
+    largest_k = largest_k_per_level(built[3], "econ")
+    assert largest_k["root"] >= 100 and largest_k["intermediate"] >= 100 and largest_k["leaf"] == 10_000, largest_k
+
+
 def test_no_orphans(built) -> None:
-    nodes, _, _ = built
+    nodes, _, _, _ = built
     orphans = [n for n, d in zip(nodes["node_id"], nodes["depth"], strict=True) if d is None]
     assert not orphans, orphans[:10]
 
 
 def test_every_source_file_contributes(built) -> None:
-    _, triples, _ = built
+    _, triples, _, _ = built
     sources = collections.Counter(triples["source"])
     for path in FILES:
         if path.name != "economics.ttl":
@@ -92,7 +100,7 @@ def test_every_source_file_contributes(built) -> None:
 
 
 def test_functional_relations_have_one_value(built) -> None:
-    _, triples, schema = built
+    _, triples, schema, _ = built
     values: dict[tuple[str, str], int] = collections.Counter(
         (s, r) for s, r in zip(triples["subject_id"], triples["relation_id"], strict=True) if r in schema.functional)
     assert values, "no functional facts"
@@ -101,7 +109,7 @@ def test_functional_relations_have_one_value(built) -> None:
 
 
 def test_inverses_agree(built) -> None:
-    _, triples, schema = built
+    _, triples, schema, _ = built
     present = set(zip(triples["subject_id"], triples["relation_id"], triples["object_id"], strict=True))
     for rel, inv in schema.inverse.items():
         assert schema.inverse.get(inv) == rel, f"{inv} does not declare {rel} as its inverse"
@@ -110,7 +118,7 @@ def test_inverses_agree(built) -> None:
 
 
 def test_domain_and_range(built) -> None:
-    nodes, triples, schema = built
+    nodes, triples, schema, _ = built
     parents = dict(zip(nodes["node_id"], nodes["parent_ids"], strict=True))
 
     def classes(node: str) -> set[str]:
@@ -143,7 +151,7 @@ def test_domain_and_range(built) -> None:
 
 
 def test_labels_unique_within_a_type(built) -> None:
-    nodes, _, _ = built
+    nodes, _, _, _ = built
     seen: dict[tuple[str, str], str] = {}
     clashes = []
     for node, label, types in zip(nodes["node_id"], nodes["label"], nodes["types"], strict=True):
@@ -156,7 +164,7 @@ def test_labels_unique_within_a_type(built) -> None:
 
 
 def test_values_are_plausible(built) -> None:
-    _, triples, _ = built
+    _, triples, _, _ = built
     checks = {
         "population": lambda v: 0 < int(v) < 2_000_000_000,
         "areaKm2": lambda v: 0 < float(v) < 20_000_000,
@@ -183,7 +191,7 @@ def test_values_are_plausible(built) -> None:
 
 def test_known_facts(built) -> None:
     """A few facts checked by hand against the sources, so that a wrong join shows at once."""
-    _, triples, _ = built
+    _, triples, _, _ = built
     present = set(zip(triples["subject_id"], triples["relation_id"], triples["object_id"], strict=True))
     expected = [
         (BASE + "country/France", REL + "usesCurrency", BASE + "currency/EUR"),

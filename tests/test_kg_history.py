@@ -9,6 +9,7 @@ import pyoxigraph as ox
 import pytest
 
 from knowledgesmith.builder import ingest
+from knowledgesmith.builder.requests import largest_k_per_level
 
 KG_DIR = Path(__file__).resolve().parents[1] / "kg"
 PATHS = [KG_DIR / "history.ttl", *sorted(KG_DIR.glob("history.*.ttl"))]
@@ -25,6 +26,7 @@ class HistoryKG:
 
     def __init__(self) -> None:
         kg, _ = ingest(PATHS, domain="history")
+        self.graph = kg
         self.nodes = kg.nodes.to_pylist()
         self.facts = kg.triples.to_pylist()
         self.by_id = {n["node_id"]: n for n in self.nodes}
@@ -173,3 +175,10 @@ def test_spot_facts(kg: HistoryKG, s: str, rel: str, o: str) -> None:
 def test_no_deities_or_fiction(kg: HistoryKG) -> None:
     labels = {n["label"] for n in kg.nodes}
     assert "Zeus" not in labels and "Sherlock Holmes" not in labels and "Hamlet" not in labels
+
+
+def test_every_level_supports_k_100_and_the_leaf_level_k_10_000(kg: HistoryKG) -> None:
+    # issue 4: root facts need counterfactuals too (a root's sub-themes are all its own, so the new object comes from
+    # what the relation points at from the other roots)
+    largest_k = largest_k_per_level(kg.graph, "hist")
+    assert largest_k["root"] >= 100 and largest_k["intermediate"] >= 100 and largest_k["leaf"] == 10_000, largest_k

@@ -12,6 +12,7 @@ from types import ModuleType
 import pytest
 
 from knowledgesmith.builder import ingest
+from knowledgesmith.builder.requests import largest_k_per_level
 
 KG_DIR = Path(__file__).resolve().parent.parent / "kg"
 NS = "https://knowledgesmith.org/kg/physics/"
@@ -62,7 +63,7 @@ def kg() -> dict:
     for t in triples:
         by_rel[t["relation_id"]].append(t)
     return {"nodes": {n["node_id"]: n for n in nodes}, "triples": triples, "ancestors": ancestors,
-            "by_rel": by_rel}
+            "by_rel": by_rel, "graph": graph}
 
 
 def test_each_level_meets_the_size_goals(kg: dict) -> None:
@@ -182,3 +183,10 @@ def test_facts_checked_by_hand(kg: dict) -> None:
     assert _objects(kg, "constant_electron_mass", "aboutParticle") == {NS + "particle_eminus"}
     # the "allowed but not observed" decay modes of mendeleev are not facts: 4 027 observed rows, 3 unmapped
     assert 3900 <= len(kg["by_rel"][REL + "decayMode"]) <= 4027
+
+
+def test_every_level_supports_k_100_and_the_leaf_level_k_10_000(kg: dict) -> None:
+    # issue 4: root facts need counterfactuals too (a root's sub-themes are all its own, so the new object comes from
+    # what the relation points at from the other roots)
+    largest_k = largest_k_per_level(kg["graph"], "phys")
+    assert largest_k["root"] >= 100 and largest_k["intermediate"] >= 100 and largest_k["leaf"] == 10_000, largest_k

@@ -6,7 +6,8 @@ by hand against the KG: every gold is true, every distractor false, every target
 it (Q+ rows point at what the edit makes true — the Swiss franc, the Swiss National Bank, Switzerland —, reverse rows
 are undecided (−1), Q− rows keep their answer). Every other row of the build is checked against an independent reading
 of the KG. (Re-derived and re-checked by hand when distractors came to be drawn without replacement and the rows per
-probe type became data in templates/probes.yaml.)
+probe type became data in templates/probes.yaml, and again when the probe stage's draws moved to one SplitMix64 stream
+per decision with distractors drawn lazily, and root facts got counterfactuals.)
 """
 
 from __future__ import annotations
@@ -46,169 +47,147 @@ PINNED: dict[str, Pinned] = {
     # direct (Q+): the edited relation of the subject, one row per written phrasing; gold euro, target Swiss franc
     "direct/0": Pinned(
         'What is the currency of Italy?',
-        ['United States dollar', 'euro', 'pound sterling', 'Swiss franc'], 1, 3,
-        m('USDollar', 'Euro', 'PoundSterling', 'SwissFranc'), 0, 'q_plus',
+        ['Swiss franc', 'Polish złoty', 'euro', 'Swedish krona'], 2, 0,
+        m('SwissFranc', 'Zloty', 'Euro', 'SwedishKrona'), 0, 'q_plus',
         'relations.yaml:currency/question/0',
         [ITALY_CURRENCY]),
     "direct/1": Pinned(
         'Which currency is used in Italy?',
-        ['euro', 'Japanese yen', 'pound sterling', 'Swiss franc'], 0, 3,
-        m('Euro', 'Yen', 'PoundSterling', 'SwissFranc'), 0, 'q_plus',
+        ['Swiss franc', 'United States dollar', 'Swedish krona', 'euro'], 3, 0,
+        m('SwissFranc', 'USDollar', 'SwedishKrona', 'Euro'), 0, 'q_plus',
         'relations.yaml:currency/question/1',
         [ITALY_CURRENCY]),
     "direct/2": Pinned(
         'The official currency of Italy is which of these?',
-        ['Japanese yen', 'Swedish krona', 'euro', 'Swiss franc'], 2, 3,
-        m('Yen', 'SwedishKrona', 'Euro', 'SwissFranc'), 0, 'q_plus',
+        ['Japanese yen', 'euro', 'Swedish krona', 'Swiss franc'], 1, 3,
+        m('Yen', 'Euro', 'SwedishKrona', 'SwissFranc'), 0, 'q_plus',
         'relations.yaml:currency/question/2',
         [ITALY_CURRENCY]),
     # reverse (Q+): the subject given the object, one row per reverse phrasing; target undecided by design
     "reverse/0": Pinned(
         'Which country uses the euro as its currency?',
-        ['Italy', 'Sweden', 'Poland', 'United Kingdom'], 0, -1,
-        m('Italy', 'Sweden', 'Poland', 'UnitedKingdom'), 0, 'q_plus',
+        ['Sweden', 'Italy', 'Poland', 'Switzerland'], 1, -1,
+        m('Sweden', 'Italy', 'Poland', 'Switzerland'), 0, 'q_plus',
         'relations.yaml:currency/reverse/0',
         [ITALY_CURRENCY]),
     "reverse/1": Pinned(
         'In which country is the euro the official currency?',
-        ['Poland', 'Sweden', 'United Kingdom', 'Italy'], 3, -1,
-        m('Poland', 'Sweden', 'UnitedKingdom', 'Italy'), 0, 'q_plus',
+        ['Poland', 'Sweden', 'Switzerland', 'Italy'], 3, -1,
+        m('Poland', 'Sweden', 'Switzerland', 'Italy'), 0, 'q_plus',
         'relations.yaml:currency/reverse/1',
         [ITALY_CURRENCY]),
     "reverse/2": Pinned(
         'The euro is the currency of which country?',
-        ['United Kingdom', 'Sweden', 'Italy', 'Poland'], 2, -1,
-        m('UnitedKingdom', 'Sweden', 'Italy', 'Poland'), 0, 'q_plus',
+        ['Italy', 'Poland', 'Switzerland', 'Sweden'], 0, -1,
+        m('Italy', 'Poland', 'Switzerland', 'Sweden'), 0, 'q_plus',
         'relations.yaml:currency/reverse/2',
         [ITALY_CURRENCY]),
     # multi-hop (Q+): Italy → euro → European Central Bank; after the edit Swiss franc → Swiss National Bank.
     # `issuer` has no written entry, so the second hop uses the generic noun phrasing of its label.
     "multi_hop/0": Pinned(
         'What is the issuer of the currency of Italy?',
-        ['Bank of Japan', 'Swiss National Bank', 'Bank of England', 'European Central Bank'], 3, 1,
-        m('BoJ', 'SNB', 'BoE', 'ECB'), 1, 'q_plus',
+        ['Swiss National Bank', 'Federal Reserve', 'European Central Bank', 'Bank of England'], 2, 0,
+        m('SNB', 'Fed', 'ECB', 'BoE'), 1, 'q_plus',
         'generic.yaml:noun/question/0',
         [ITALY_CURRENCY, (m('Euro')[0], R + 'issuer', m('ECB')[0])]),
-    # comparison (Q+): peers sharing the euro (Spain, Germany); after the edit the peer sharing the Swiss franc
+    # comparison (Q+): peers sharing the euro (Spain, France); after the edit the peer sharing the Swiss franc
     "comparison/0": Pinned(
         'Which of the following uses the same currency as Italy?',
-        ['Poland', 'Switzerland', 'Spain', 'Sweden'], 2, 1,
-        m('Poland', 'Switzerland', 'Spain', 'Sweden'), 0, 'q_plus',
+        ['United Kingdom', 'Switzerland', 'Poland', 'Spain'], 3, 1,
+        m('UnitedKingdom', 'Switzerland', 'Poland', 'Spain'), 0, 'q_plus',
         'relations.yaml:currency/same/0',
         [ITALY_CURRENCY, (m('Spain')[0], R + 'currency', m('Euro')[0])]),
     "comparison/1": Pinned(
         'Which of the following uses the same currency as Italy?',
-        ['Sweden', 'Poland', 'Switzerland', 'Germany'], 3, 2,
-        m('Sweden', 'Poland', 'Switzerland', 'Germany'), 0, 'q_plus',
+        ['Switzerland', 'Poland', 'France', 'United Kingdom'], 2, 0,
+        m('Switzerland', 'Poland', 'France', 'UnitedKingdom'), 0, 'q_plus',
         'relations.yaml:currency/same/0',
-        [ITALY_CURRENCY, (m('Germany')[0], R + 'currency', m('Euro')[0])]),
+        [ITALY_CURRENCY, (m('France')[0], R + 'currency', m('Euro')[0])]),
     # conflict Q+: the context asserts the new fact; gold the old answer, target the new one
     "conflict/0": Pinned(
         'Context: The currency of Italy is the Swiss franc.\nQuestion: What is the currency of Italy?',
-        ['United States dollar', 'euro', 'Swiss franc', 'Polish złoty'], 1, 2,
-        m('USDollar', 'Euro', 'SwissFranc', 'Zloty'), 0, 'q_plus',
+        ['Polish złoty', 'Swiss franc', 'Japanese yen', 'euro'], 3, 1,
+        m('Zloty', 'SwissFranc', 'Yen', 'Euro'), 0, 'q_plus',
         'relations.yaml:currency/question/0',
         [ITALY_CURRENCY]),
     # conflict Q−: unedited facts of siblings under a misleading context; answer unchanged
     "conflict/1": Pinned(
-        'Context: The capital of France is London.\nQuestion: The capital of France is which city?',
-        ['Tokyo', 'Paris', 'London', 'Madrid'], 1, 1,
-        m('Tokyo', 'Paris', 'London', 'Madrid'), 2, 'q_minus',
-        'relations.yaml:capital/question/2',
-        [(m('France')[0], R + 'capital', m('Paris')[0])]),
+        'Context: The currency of Sweden is the Swiss franc.\n'
+        'Question: The official currency of Sweden is which of these?',
+        ['euro', 'Swiss franc', 'Swedish krona', 'Japanese yen'], 2, 2,
+        m('Euro', 'SwissFranc', 'SwedishKrona', 'Yen'), 2, 'q_minus',
+        'relations.yaml:currency/question/2',
+        [(m('Sweden')[0], R + 'currency', m('SwedishKrona')[0])]),
     "conflict/2": Pinned(
-        'Context: The capital of Sweden is Rome.\nQuestion: What is the capital of Sweden?',
-        ['Stockholm', 'Madrid', 'Warsaw', 'Rome'], 0, 0,
-        m('Stockholm', 'Madrid', 'Warsaw', 'Rome'), 2, 'q_minus',
+        'Context: The capital of Switzerland is Rome.\nQuestion: What is the capital of Switzerland?',
+        ['Rome', 'Bern', 'Quito', 'London'], 1, 1,
+        m('Rome', 'Bern', 'Quito', 'London'), 2, 'q_minus',
         'relations.yaml:capital/question/0',
-        [(m('Sweden')[0], R + 'capital', m('Stockholm')[0])]),
+        [(m('Switzerland')[0], R + 'capital', m('Bern')[0])]),
     "conflict/3": Pinned(
-        'Context: The capital of Poland is Tokyo.\nQuestion: What is the capital of Poland?',
-        ['Madrid', 'Bern', 'Warsaw', 'Tokyo'], 2, 2,
-        m('Madrid', 'Bern', 'Warsaw', 'Tokyo'), 2, 'q_minus',
+        'Context: The capital of France is London.\nQuestion: What is the capital of France?',
+        ['Paris', 'Stockholm', 'London', 'Washington, D.C.'], 0, 0,
+        m('Paris', 'Stockholm', 'London', 'Washington'), 2, 'q_minus',
         'relations.yaml:capital/question/0',
-        [(m('Poland')[0], R + 'capital', m('Warsaw')[0])]),
+        [(m('France')[0], R + 'capital', m('Paris')[0])]),
     # contextual Q−, stratified: siblings (2 hops via European country) …
     "contextual/0": Pinned(
-        'What is the currency of Poland?',
-        ['Swiss franc', 'United States dollar', 'Swedish krona', 'Polish złoty'], 3, 3,
-        m('SwissFranc', 'USDollar', 'SwedishKrona', 'Zloty'), 2, 'q_minus',
-        'relations.yaml:currency/question/0',
-        [(m('Poland')[0], R + 'currency', m('Zloty')[0])]),
-    "contextual/1": Pinned(
-        'Which currency is used in Sweden?',
-        ['United States dollar', 'Swedish krona', 'pound sterling', 'Swiss franc'], 1, 1,
-        m('USDollar', 'SwedishKrona', 'PoundSterling', 'SwissFranc'), 2, 'q_minus',
-        'relations.yaml:currency/question/1',
-        [(m('Sweden')[0], R + 'currency', m('SwedishKrona')[0])]),
-    "contextual/2": Pinned(
-        'Which city is the capital of Spain?',
-        ['Rome', 'Washington, D.C.', 'Madrid', 'Tokyo'], 2, 2,
-        m('Rome', 'Washington', 'Madrid', 'Tokyo'), 2, 'q_minus',
-        'relations.yaml:capital/question/1',
-        [(m('Spain')[0], R + 'capital', m('Madrid')[0])]),
-    "contextual/3": Pinned(
         'What is the capital of Sweden?',
-        ['Quito', 'Stockholm', 'Bern', 'Paris'], 1, 1,
-        m('Quito', 'Stockholm', 'Bern', 'Paris'), 2, 'q_minus',
+        ['Tokyo', 'Stockholm', 'Washington, D.C.', 'Madrid'], 1, 1,
+        m('Tokyo', 'Stockholm', 'Washington', 'Madrid'), 2, 'q_minus',
         'relations.yaml:capital/question/0',
         [(m('Sweden')[0], R + 'capital', m('Stockholm')[0])]),
-    "contextual/4": Pinned(
-        'What is the capital of United Kingdom?',
-        ['Bern', 'Berlin', 'London', 'Stockholm'], 2, 2,
-        m('Bern', 'Berlin', 'London', 'Stockholm'), 2, 'q_minus',
-        'relations.yaml:capital/question/0',
-        [(m('UnitedKingdom')[0], R + 'capital', m('London')[0])]),
+    "contextual/1": Pinned(
+        'Which city is the capital of France?',
+        ['Rome', 'Stockholm', 'Madrid', 'Paris'], 3, 3,
+        m('Rome', 'Stockholm', 'Madrid', 'Paris'), 2, 'q_minus',
+        'relations.yaml:capital/question/1',
+        [(m('France')[0], R + 'capital', m('Paris')[0])]),
+    "contextual/2": Pinned(
+        'Which city is the capital of Spain?',
+        ['Rome', 'Washington, D.C.', 'Madrid', 'London'], 2, 2,
+        m('Rome', 'Washington', 'Madrid', 'London'), 2, 'q_minus',
+        'relations.yaml:capital/question/1',
+        [(m('Spain')[0], R + 'capital', m('Madrid')[0])]),
     # … nodes of the same branch (4 hops via country) …
     "contextual/6": Pinned(
-        'Which currency is used in Ecuador?',
-        ['United States dollar', 'Swiss franc', 'euro', 'Swedish krona'], 0, 0,
-        m('USDollar', 'SwissFranc', 'Euro', 'SwedishKrona'), 4, 'q_minus',
-        'relations.yaml:currency/question/1',
-        [(m('Ecuador')[0], R + 'currency', m('USDollar')[0])]),
-    "contextual/8": Pinned(
+        'Which city is the capital of United States?',
+        ['London', 'Warsaw', 'Stockholm', 'Washington, D.C.'], 3, 3,
+        m('London', 'Warsaw', 'Stockholm', 'Washington'), 4, 'q_minus',
+        'relations.yaml:capital/question/1',
+        [(m('UnitedStates')[0], R + 'capital', m('Washington')[0])]),
+    "contextual/7": Pinned(
+        'The official currency of United States is which of these?',
+        ['United States dollar', 'Swedish krona', 'Japanese yen', 'Swiss franc'], 0, 0,
+        m('USDollar', 'SwedishKrona', 'Yen', 'SwissFranc'), 4, 'q_minus',
+        'relations.yaml:currency/question/2',
+        [(m('UnitedStates')[0], R + 'currency', m('USDollar')[0])]),
+    "contextual/9": Pinned(
         'What is the capital of Ecuador?',
-        ['Berlin', 'Tokyo', 'Stockholm', 'Quito'], 3, 3,
-        m('Berlin', 'Tokyo', 'Stockholm', 'Quito'), 4, 'q_minus',
+        ['Quito', 'Warsaw', 'Madrid', 'Washington, D.C.'], 0, 0,
+        m('Quito', 'Warsaw', 'Madrid', 'Washington'), 4, 'q_minus',
         'relations.yaml:capital/question/0',
         [(m('Ecuador')[0], R + 'capital', m('Quito')[0])]),
-    "contextual/10": Pinned(
-        'The capital of United States is which city?',
-        ['Madrid', 'London', 'Washington, D.C.', 'Tokyo'], 2, 2,
-        m('Madrid', 'London', 'Washington', 'Tokyo'), 4, 'q_minus',
-        'relations.yaml:capital/question/2',
-        [(m('UnitedStates')[0], R + 'capital', m('Washington')[0])]),
-    "contextual/11": Pinned(
-        'Which currency is used in United States?',
-        ['Polish złoty', 'Swiss franc', 'Japanese yen', 'United States dollar'], 3, 3,
-        m('Zloty', 'SwissFranc', 'Yen', 'USDollar'), 4, 'q_minus',
-        'relations.yaml:currency/question/1',
-        [(m('UnitedStates')[0], R + 'currency', m('USDollar')[0])]),
-    # … and nodes of another branch (the currencies, under another root: no common ancestor, distance −1)
-    "contextual/12": Pinned(
-        'What is the issuer of Japanese yen?',
-        ['Bank of Japan', 'European Central Bank', 'Bank of England', 'Swiss National Bank'], 0, 0,
-        m('BoJ', 'ECB', 'BoE', 'SNB'), -1, 'q_minus',
-        'generic.yaml:noun/question/0',
-        [(m('Yen')[0], R + 'issuer', m('BoJ')[0])]),
+    # … and nodes of another branch: a city (5 hops via place), the currencies (under another root: no common
+    # ancestor, distance −1)
+    "contextual/13": Pinned(
+        'Which country has Tokyo as its capital?',
+        ['Japan', 'Ecuador', 'Switzerland', 'United States'], 0, 0,
+        m('Japan', 'Ecuador', 'Switzerland', 'UnitedStates'), 5, 'q_minus',
+        'relations.yaml:capitalOf/question/1',
+        [(m('Tokyo')[0], R + 'capitalOf', m('Japan')[0])]),
     "contextual/14": Pinned(
-        'What is the issuer of Swiss franc?',
-        ['Bank of Japan', 'Swiss National Bank', 'Sveriges Riksbank', 'Bank of England'], 1, 1,
-        m('BoJ', 'SNB', 'Riksbank', 'BoE'), -1, 'q_minus',
+        'What is the issuer of pound sterling?',
+        ['Narodowy Bank Polski', 'Federal Reserve', 'Bank of England', 'Sveriges Riksbank'], 2, 2,
+        m('NBP', 'Fed', 'BoE', 'Riksbank'), -1, 'q_minus',
         'generic.yaml:noun/question/0',
-        [(m('SwissFranc')[0], R + 'issuer', m('SNB')[0])]),
+        [(m('PoundSterling')[0], R + 'issuer', m('BoE')[0])]),
     "contextual/15": Pinned(
-        'Which of the following is the issuer of Swedish krona?',
-        ['Sveriges Riksbank', 'Bank of Japan', 'Federal Reserve', 'Bank of England'], 0, 0,
-        m('Riksbank', 'BoJ', 'Fed', 'BoE'), -1, 'q_minus',
+        'Which of the following is the issuer of euro?',
+        ['Bank of Japan', 'European Central Bank', 'Narodowy Bank Polski', 'Bank of England'], 1, 1,
+        m('BoJ', 'ECB', 'NBP', 'BoE'), -1, 'q_minus',
         'generic.yaml:noun/question/1',
-        [(m('SwedishKrona')[0], R + 'issuer', m('Riksbank')[0])]),
-    "contextual/16": Pinned(
-        'Which of the following is the issuer of United States dollar?',
-        ['Bank of Japan', 'Bank of England', 'Swiss National Bank', 'Federal Reserve'], 3, 3,
-        m('BoJ', 'BoE', 'SNB', 'Fed'), -1, 'q_minus',
-        'generic.yaml:noun/question/1',
-        [(m('USDollar')[0], R + 'issuer', m('Fed')[0])]),
+        [(m('Euro')[0], R + 'issuer', m('ECB')[0])]),
 }
 
 
@@ -315,12 +294,16 @@ def test_the_pinned_request_row(build: Path) -> None:
 def test_the_requests_are_pinned_and_each_edits_a_true_fact_to_a_false_object(build: Path, oracle: Oracle) -> None:
     requests = sorted(requests_by_id(build).values(), key=lambda q: (q["level"], q["k_min"], q["request_id"]))
 
-    assert len(requests) == 68  # every eligible fact of the mini KG (--max-k 100)
+    assert len(requests) == 71  # every eligible fact of the mini KG with a counterfactual (--max-k 100)
     assert [(q["level"], q["k_min"], q["subject"], q["relation"], q["target_true"], q["target_new"])
             for q in requests if q["k_min"] <= 10] == [
         ("intermediate", 1, "country in the Americas", "subclass of", "country", "Asian country"),
         ("intermediate", 10, "Asian country", "subclass of", "country", "city"),
+        # the roots' own kind is each other: a class moves under the other root
+        ("intermediate", 10, "country", "subclass of", "place", "finance"),
+        ("intermediate", 10, "currency", "subclass of", "finance", "place"),
         ("intermediate", 10, "European country", "subclass of", "country", "Asian country"),
+        ("intermediate", 10, "central bank", "subclass of", "finance", "place"),
         ("leaf", 1, "United States dollar", "instance of", "currency", "Asian country"),
         ("leaf", 10, "Spain", "capital", "Madrid", "London"),
         ("leaf", 10, "United States", "instance of", "country in the Americas", "Asian country"),
@@ -339,7 +322,8 @@ def test_the_requests_are_pinned_and_each_edits_a_true_fact_to_a_false_object(bu
         assert q["triple_id"] == q["request_id"].removeprefix("req-")
         assert (s, r, o) in oracle.facts or (r in HIERARCHY and o in oracle.parents[s]), q["request_id"]
         assert oracle.holds(s, r, o) and not oracle.holds(s, r, new), q["request_id"]
-        assert new != s and not (r == SUBCLASS_OF and new in oracle.descendants(s)), q["request_id"]
+        assert new != s and not (r == SUBCLASS_OF and new in oracle.descendants(s) | oracle.ancestors(s)), \
+            q["request_id"]
         if r == RDF_TYPE:  # a new class: any class that has instances (sibling classes may be too few)
             assert any(new in parents for parents in oracle.parents.values()), q["request_id"]
         elif q["level"] == "leaf":  # instances: the new object is of the true one's kind (a common ancestor class)
@@ -367,7 +351,7 @@ def test_request_sets_are_nested_per_level(build: Path, tmp_path: Path) -> None:
     k1 = requests_by_id(tmp_path / "k1")
 
     assert sorted((q["level"], q["k_min"]) for q in k10.values()) == (
-        [("intermediate", 1), ("intermediate", 10), ("intermediate", 10)] + [("leaf", 1)] + [("leaf", 10)] * 9
+        [("intermediate", 1)] + [("intermediate", 10)] * 5 + [("leaf", 1)] + [("leaf", 10)] * 9
         + [("leaf", 100)] * 55)
     assert k1 == {rid: q for rid, q in k10.items() if q["k_min"] == 1}
     assert sorted((q["level"], q["subject"], q["relation"], q["target_true"], q["target_new"])
@@ -381,7 +365,7 @@ def test_every_row_is_proved_by_an_independent_reading_of_the_kg(build: Path, or
     requests = requests_by_id(build)
     rows = mcq_rows(build)
 
-    assert len(rows) == 963
+    assert len(rows) == 1141
     for row in rows:
         rid, ids, answer, target = row["id"], row["choice_ids"], row["answer"], row["target"]
         request = requests[row["request_id"]]
@@ -414,7 +398,7 @@ def test_contextual_rows_are_a_sibling_a_same_branch_node_and_another_branch_nod
     requests = requests_by_id(build)
     contextual = [row for row in rows.values() if row["probe_type"] == "contextual"]
 
-    assert len(contextual) == 577
+    assert len(contextual) == 608
     for row in contextual:
         s, other = requests[row["request_id"]]["subject_id"], row["query_subject_id"]
         stratum = int(row["id"].rsplit("/", 1)[1]) // 6  # rows 0–5 sibling, 6–11 same branch, 12–17 other
@@ -441,23 +425,23 @@ def test_the_manifest_reports_rows_per_level_and_probe_type_and_balanced_letters
     none = dict.fromkeys(PROBE_TYPES, 0)
     assert benchmark["mcq_per_level_and_probe_type"] == {
         "root": none,
-        "intermediate": {**none, "direct": 9, "conflict": 11, "contextual": 24},
-        "leaf": {**none, "direct": 87, "reverse": 96, "multi_hop": 12, "comparison": 10, "conflict": 161,
-                 "contextual": 553},
+        "intermediate": {**none, "direct": 9, "conflict": 17, "contextual": 49},
+        "leaf": {**none, "direct": 195, "reverse": 96, "multi_hop": 12, "comparison": 10, "conflict": 194,
+                 "contextual": 559},
     }
     assert Counter((row["level"], row["probe_type"]) for row in rows) == Counter({
         (level, probe): n for level, counts in benchmark["mcq_per_level_and_probe_type"].items()
         for probe, n in counts.items() if n})
-    assert benchmark["mcq_rows"] == len(rows) == 963
-    assert benchmark["letters"] == {"A": 241, "B": 241, "C": 240, "D": 241}
+    assert benchmark["mcq_rows"] == len(rows) == 1141
+    assert benchmark["letters"] == {"A": 285, "B": 285, "C": 286, "D": 285}
     assert benchmark["letters"] == {letter: sum(row["answer"] == i for row in rows) for i, letter in enumerate("ABCD")}
     assert max(benchmark["letters"].values()) - min(benchmark["letters"].values()) <= 1
     assert benchmark["requests_per_level"] == {
         "root": {"eligible_facts": 0, "requests": 0, "largest_k": 0, "skipped_no_counterfactual": 0},
-        "intermediate": {"eligible_facts": 7, "requests": 3, "largest_k": 1, "skipped_no_counterfactual": 4},
+        "intermediate": {"eligible_facts": 7, "requests": 6, "largest_k": 1, "skipped_no_counterfactual": 1},
         "leaf": {"eligible_facts": 65, "requests": 65, "largest_k": 10, "skipped_no_counterfactual": 0},
     }
-    assert manifest["verify"] == {"rows_checked": 963, "failures": 0, "ok": True, "first_failures": []}
+    assert manifest["verify"] == {"rows_checked": 1141, "failures": 0, "ok": True, "first_failures": []}
 
 
 def test_mcq_shards_are_zstd_parquet_per_level_listed_in_the_manifest(build: Path) -> None:
@@ -476,7 +460,7 @@ def test_ks_build_verify_accepts_the_build(build: Path, run_ks_build: Callable[.
     result = run_ks_build("verify", build)
 
     assert (result.code, result.err) == (0, "")
-    assert result.out == f"{build}: all 963 MCQ rows verified\n"
+    assert result.out == f"{build}: all 1141 MCQ rows verified\n"
 
 
 def test_a_probe_with_exactly_three_valid_distractors_is_built_not_skipped(tmp_path: Path) -> None:
@@ -486,7 +470,7 @@ def test_a_probe_with_exactly_three_valid_distractors_is_built_not_skipped(tmp_p
     kg = tmp_path / "four.ttl"
     kg.write_text(FOUR_CURRENCIES, encoding="utf-8")
     out = tmp_path / "out"
-    assert ks_build_main(["--kg", str(kg), "--out", str(out), "--max-k", "10", "--quiet"]) == 0
+    assert ks_build_main(["--kg", str(kg), "--out", str(out), "--max-k", "100", "--quiet"]) == 0
     currency_requests = {q["request_id"] for q in requests_by_id(out).values() if q["relation"] == "currency"}
     direct = [row for row in mcq_rows(out) if row["probe_type"] == "direct" and row["request_id"] in currency_requests]
 

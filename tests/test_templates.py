@@ -17,7 +17,7 @@ import yaml
 from jinja2.sandbox import SandboxedEnvironment
 from minikg import MINI_KG, build_mini, mcq_rows, requests_by_id
 
-from knowledgesmith.builder.templates import TemplateLibrary, label_form
+from knowledgesmith.builder.templates import SandboxedTemplate, TemplateLibrary, label_form
 
 SHIPPED = Path(str(resources.files("knowledgesmith.templates")))
 REQUEST = "req-d1fdb0134947a5b288950a60"  # Italy's currency: euro → Swiss franc
@@ -76,10 +76,31 @@ def test_every_shipped_phrasing_renders_in_the_sandbox_from_subject_and_object_a
     assert "{{ subject }}" not in entry["prompt"], name
 
 
+def test_plain_templates_render_without_jinja_exactly_as_jinja_renders_them() -> None:
+    # every shipped probe template and phrasing is text and {{ name }} only: joined directly, byte for byte what the
+    # sandbox renders; a template with anything else (a filter here) is left to Jinja
+    library = TemplateLibrary()
+    variables = {"subject": "Washington, D.C.", "object": "Zürich {{ x }}", "question": "Q?", "reverse_question": "R?",
+                 "second_hop_question": "H?", "same_question": "S?", "context": "C."}
+    templates = [*library.probe_templates.values()]
+    for relation in [*library.relations, "part of", "orbits", "capital"]:  # written, then the three generic forms
+        for kind in PHRASING:
+            templates += [p.template for p in library.phrasings(relation, relation, kind)]
+    assert templates and all(t.parts is not None for t in templates)
+    for template in templates:
+        assert template.render(**variables) == template.jinja.render(**variables)
+    filtered = SandboxedTemplate.compile(library.env, "{{ subject | upper }} and {{ object }}")
+    assert filtered.parts is None and filtered.render(subject="a", object="b") == "A and b"
+
+
+PHRASING = ("question", "reverse", "statement", "noun_phrase", "same", "prompt", "neutral")
+
+
 @pytest.mark.parametrize(("label", "form"), [
     ("capital", "noun"), ("issuer", "noun"), ("population", "noun"), ("class", "noun"), ("address", "noun"),
     ("has topping", "verb"), ("orbits", "verb"), ("contains", "verb"), ("flows into", "verb"),
     ("located in", "of"), ("is orbited by", "verb"),  # a participle reads with "is": "X is located in …?"
+    ("is a subfield of", "verb"),  # a label with its own "is" takes no second one
     ("part of", "of"), ("capital of", "of"), ("subclass of", "of"),
 ])
 def test_a_relation_label_reads_as_a_noun_a_verb_phrase_or_an_of_phrase(label: str, form: str) -> None:

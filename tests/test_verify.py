@@ -22,7 +22,7 @@ REQUEST = "req-d1fdb0134947a5b288950a60"  # Italy's currency: euro → Swiss fra
 EUROPEAN_COUNTRY_KIND_OF = "req-904d0f81e2128081b29d143e/direct/0"  # "European country is a kind of which …?"
 SPAIN_USES_EURO = "ddf4528ec87512142b7380f8"  # triple id of (Spain, currency, euro)
 ITALY_USES_EURO = "d1fdb0134947a5b288950a60"
-ROWS = 963
+ROWS = 1141
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,11 @@ def tamper(folder: Path, row_id: str, **changes: Any) -> dict:
                 pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), shard, compression="zstd")
                 return before
     raise AssertionError(f"no row {row_id} in {folder}")
+
+
+def position(folder: Path, row_id: str, node: str) -> int:
+    """Where a node stands among a row's options (letters move when rows are added, the options do not)."""
+    return next(r for r in mcq_rows(folder) if r["id"] == row_id)["choice_ids"].index(node)
 
 
 def replace_option(folder: Path, row_id: str, position: int, node: str, label: str) -> None:
@@ -85,10 +90,11 @@ def test_a_shard_rewritten_without_changes_verifies_clean(copied: Path, run_ks_b
 
 
 def test_a_wrong_answer_index_is_caught(copied: Path, run_ks_build: Callable[..., Any]) -> None:
-    before = tamper(copied, f"{REQUEST}/direct/0", answer=0)  # the US dollar instead of the euro
+    zloty = position(copied, f"{REQUEST}/direct/0", m("Zloty")[0])
+    before = tamper(copied, f"{REQUEST}/direct/0", answer=zloty)  # the Polish złoty instead of the euro
 
-    assert before["answer"] == 1 and before["choice_ids"][0] == m("USDollar")[0]
-    assert_rejected(run_ks_build, copied, f"{REQUEST}/direct/0", f"gold {M}USDollar is not entailed by the KG")
+    assert before["choice_ids"][before["answer"]] == m("Euro")[0]
+    assert_rejected(run_ks_build, copied, f"{REQUEST}/direct/0", f"gold {M}Zloty is not entailed by the KG")
 
 
 def test_an_answer_that_is_not_a_letter_is_caught(copied: Path, run_ks_build: Callable[..., Any]) -> None:
@@ -101,34 +107,43 @@ def test_an_answer_that_is_not_a_letter_is_caught(copied: Path, run_ks_build: Ca
 
 
 def test_a_distractor_replaced_by_another_true_value_is_caught(copied: Path, run_ks_build: Callable[..., Any]) -> None:
-    # "Which country uses the euro as its currency?" [Italy, Sweden, Poland, United Kingdom]: Spain uses the euro too
-    replace_option(copied, f"{REQUEST}/reverse/0", 1, m("Spain")[0], "Spain")
+    # "Which country uses the euro as its currency?" [Sweden, Italy, Poland, Switzerland]: Spain uses the euro too
+    sweden = position(copied, f"{REQUEST}/reverse/0", m("Sweden")[0])
+    replace_option(copied, f"{REQUEST}/reverse/0", sweden, m("Spain")[0], "Spain")
 
-    assert_rejected(run_ks_build, copied, f"{REQUEST}/reverse/0", f"distractor B ({M}Spain) is entailed by the KG")
+    assert_rejected(run_ks_build, copied, f"{REQUEST}/reverse/0",
+                    f"distractor {'ABCD'[sweden]} ({M}Spain) is entailed by the KG")
 
 
 def test_a_distractor_replaced_by_an_ancestor_class_is_caught(copied: Path, run_ks_build: Callable[..., Any]) -> None:
     # "European country is a kind of which of the following?" [Asian country, city, country, …]: it is also a kind
     # of place, through country (transitivity along the hierarchy)
-    replace_option(copied, EUROPEAN_COUNTRY_KIND_OF, 1, m("Place")[0], "place")
+    city = position(copied, EUROPEAN_COUNTRY_KIND_OF, m("City")[0])
+    replace_option(copied, EUROPEAN_COUNTRY_KIND_OF, city, m("Place")[0], "place")
 
-    assert_rejected(run_ks_build, copied, EUROPEAN_COUNTRY_KIND_OF, f"distractor B ({M}Place) is entailed by the KG")
+    assert_rejected(run_ks_build, copied, EUROPEAN_COUNTRY_KIND_OF,
+                    f"distractor {'ABCD'[city]} ({M}Place) is entailed by the KG")
 
 
 def test_a_comparison_distractor_replaced_by_another_peer_is_caught(copied: Path,
                                                                     run_ks_build: Callable[..., Any]) -> None:
-    # "Which of the following uses the same currency as Italy?" [Poland, Switzerland, Spain, Sweden]: so does France
-    replace_option(copied, f"{REQUEST}/comparison/0", 3, m("France")[0], "France")
+    # "Which of the following uses the same currency as Italy?" [United Kingdom, Switzerland, Poland, Spain]: so does
+    # France
+    poland = position(copied, f"{REQUEST}/comparison/0", m("Poland")[0])
+    replace_option(copied, f"{REQUEST}/comparison/0", poland, m("France")[0], "France")
 
-    assert_rejected(run_ks_build, copied, f"{REQUEST}/comparison/0", f"distractor D ({M}France) is entailed by the KG")
+    assert_rejected(run_ks_build, copied, f"{REQUEST}/comparison/0",
+                    f"distractor {'ABCD'[poland]} ({M}France) is entailed by the KG")
 
 
 # -- (c) a duplicate option ------------------------------------------------------------------------------------------
 
 
 def test_a_duplicate_option_is_caught(copied: Path, run_ks_build: Callable[..., Any]) -> None:
-    # "Which currency is used in Italy?" [euro, Japanese yen, …]: the gold offered twice
-    replace_option(copied, f"{REQUEST}/direct/1", 1, m("Euro")[0], "euro")
+    # "Which currency is used in Italy?" [Swiss franc, United States dollar, Swedish krona, euro]: the gold offered
+    # twice
+    dollar = position(copied, f"{REQUEST}/direct/1", m("USDollar")[0])
+    replace_option(copied, f"{REQUEST}/direct/1", dollar, m("Euro")[0], "euro")
 
     assert_rejected(run_ks_build, copied, f"{REQUEST}/direct/1", "options are not four distinct nodes")
 
@@ -149,17 +164,17 @@ def test_an_option_that_is_not_a_node_of_the_kg_is_caught(copied: Path, run_ks_b
 
 
 @pytest.mark.parametrize(("probe", "target", "reason"), [
-    ("direct/2", 0, "target is not the request's new object"),  # Japanese yen, not the Swiss franc
-    ("conflict/0", 3, "target is not the request's new object"),  # Polish złoty
-    ("multi_hop/0", 2, "target does not follow from the request's new object"),  # Bank of England, not the SNB
-    ("comparison/0", 0, "target does not follow from the request's new object"),  # Poland, not Switzerland
-    ("reverse/0", 1, "a reverse row's target must be undecided (-1)"),
-    ("contextual/0", 0, "a Q− row's target must be its answer"),  # Q− rows keep their answer
-    ("conflict/1", 2, "a Q− row's target must be its answer"),  # the misleading context's London
+    ("direct/2", "Yen", "target is not the request's new object"),  # Japanese yen, not the Swiss franc
+    ("conflict/0", "Zloty", "target is not the request's new object"),  # Polish złoty
+    ("multi_hop/0", "BoE", "target does not follow from the request's new object"),  # Bank of England, not the SNB
+    ("comparison/0", "Poland", "target does not follow from the request's new object"),  # Poland, not Switzerland
+    ("reverse/0", "Sweden", "a reverse row's target must be undecided (-1)"),
+    ("contextual/0", "Tokyo", "a Q− row's target must be its answer"),  # Q− rows keep their answer
+    ("conflict/1", "SwissFranc", "a Q− row's target must be its answer"),  # the misleading context's Swiss franc
 ])
-def test_a_target_pointing_at_the_wrong_option_is_caught(probe: str, target: int, reason: str, copied: Path,
+def test_a_target_pointing_at_the_wrong_option_is_caught(probe: str, target: str, reason: str, copied: Path,
                                                           run_ks_build: Callable[..., Any]) -> None:
-    tamper(copied, f"{REQUEST}/{probe}", target=target)
+    tamper(copied, f"{REQUEST}/{probe}", target=position(copied, f"{REQUEST}/{probe}", m(target)[0]))
 
     assert_rejected(run_ks_build, copied, f"{REQUEST}/{probe}", reason)
 
@@ -215,7 +230,7 @@ def test_tampered_provenance_is_caught(probe: str, provenance: list[str], copied
 
 
 def test_every_faulty_row_is_named_and_the_count_is_given(copied: Path, run_ks_build: Callable[..., Any]) -> None:
-    tamper(copied, f"{REQUEST}/direct/0", answer=0)
+    tamper(copied, f"{REQUEST}/direct/0", answer=position(copied, f"{REQUEST}/direct/0", m("Zloty")[0]))
     tamper(copied, f"{REQUEST}/reverse/0", target=2)
     tamper(copied, EUROPEAN_COUNTRY_KIND_OF, provenance=[])
 
@@ -225,7 +240,7 @@ def test_every_faulty_row_is_named_and_the_count_is_given(copied: Path, run_ks_b
     assert result.err.splitlines() == [
         f"{copied}: 3 of {ROWS} MCQ rows fail verification",
         f"  {EUROPEAN_COUNTRY_KIND_OF}: provenance does not prove the gold",
-        f"  {REQUEST}/direct/0: gold {M}USDollar is not entailed by the KG",
+        f"  {REQUEST}/direct/0: gold {M}Zloty is not entailed by the KG",
         f"  {REQUEST}/reverse/0: a reverse row's target must be undecided (-1)",
     ]
 
