@@ -125,35 +125,24 @@ def _score_frame(scorer: Any, mcq: pl.DataFrame, modes: list[str], column: str) 
     return pl.concat(frames)
 
 
-class _BaseWeights:
-    """The base model's parameters on CPU, restored before each k so every k starts from the same model."""
-
-    def __init__(self, model: Any) -> None:
-        self.state = {name: t.detach().to("cpu", copy=True) for name, t in model.state_dict().items()}
-
-    def restore(self, model: Any) -> None:
-        import torch
-
-        with torch.no_grad():
-            for name, tensor in model.state_dict().items():
-                saved = self.state[name]
-                if not torch.equal(tensor.cpu(), saved):
-                    tensor.copy_(saved.to(tensor.device))
-
-
 def _write_method_outputs(out: Path, k: int, method: Any) -> None:
-    """What a method reports about itself: `curve` (loss per step) → curves/k=K.json, `report` → reports/k=K.json."""
+    """What a method reports about itself: `curve` (loss per step) → curves/k=K.json, `report` → reports/k=K.json,
+    `artifacts` ({name: DataFrame}) → artifacts/k=K-<name>.parquet."""
     for attribute, folder in (("curve", "curves"), ("report", "reports")):
         value = getattr(method, attribute, None)
         if value is not None:
             (out / folder).mkdir(exist_ok=True)
             _write_json(out / folder / f"k={k}.json", value)
+    # Training sets a method trained on (ReLearn's augmented forget set, the retain set), saved to be inspected.
+    for name, frame in (getattr(method, "artifacts", None) or {}).items():
+        (out / "artifacts").mkdir(exist_ok=True)
+        _write_parquet(out / "artifacts" / f"k={k}-{name}.parquet", frame)
 
 
 def evaluate(config: RunConfig, out: Path, *, overwrite: bool = False, progress: bool = True,
              log: Any = None) -> dict:
     """Run (or resume) the evaluation described by `config` into `out`; returns metrics.json's content."""
-    from .models import load_model
+    from .models import WeightSnapshot, load_model
     from .scoring import make_scorer
 
     say = log or (lambda message: print(message, file=sys.stderr))
@@ -192,16 +181,17 @@ def evaluate(config: RunConfig, out: Path, *, overwrite: bool = False, progress:
 
     scorer_options = {"batch_size": config.batch_size, "progress": progress}
     base_path = out / "parts" / "base.parquet"
+    scorer = None
     if base_path.exists():
         base = pl.read_parquet(base_path)
         say(f"resuming: base scores from {base_path}")
     else:
         say(f"scoring the base model on {selection.mcq.height} questions ({', '.join(config.modes)})")
-        base = _score_frame(make_scorer(config.backend, model, tokenizer, **scorer_options), selection.mcq,
-                            config.modes, "p0")
+        scorer = make_scorer(config.backend, model, tokenizer, **scorer_options)
+        base = _score_frame(scorer, selection.mcq, config.modes, "p0")
         _write_parquet(base_path, base)
 
-    base_weights = _BaseWeights(model) if config.method != "none" and len(config.ks) > 1 else None
+    base_weights = WeightSnapshot(model) if config.method != "none" and len(config.ks) > 1 else None
     timing: dict[str, float] = {}
     parts = []
     for k in config.ks:
@@ -225,8 +215,11 @@ def evaluate(config: RunConfig, out: Path, *, overwrite: bool = False, progress:
             seconds = time.perf_counter() - started
             _write_method_outputs(out, k, method)
             say(f"k = {k}: {method.name} took {seconds:.1f} s; scoring {mcq_k.height} questions")
-            part = _score_frame(make_scorer(config.backend, model, tokenizer, **scorer_options), mcq_k,
-                                config.modes, "p1").with_columns(apply_seconds=pl.lit(seconds))
+            if scorer is not None and hasattr(scorer, "load_weights"):
+                scorer.load_weights(model)  # vLLM: the edited weights in place, prefix cache reset; no new engine
+            else:
+                scorer = make_scorer(config.backend, model, tokenizer, **scorer_options)
+            part = _score_frame(scorer, mcq_k, config.modes, "p1").with_columns(apply_seconds=pl.lit(seconds))
             _write_parquet(part_path, part)
         timing[str(k)] = float(part["apply_seconds"][0]) if part.height else 0.0
         parts.append(part.drop("apply_seconds").with_columns(k=pl.lit(k, dtype=pl.Int64)))
