@@ -20,6 +20,7 @@ from .base import (
 
 # Importing the modules registers their methods.
 from . import alphaedit, ft, none  # noqa: E402, F401  isort: skip
+from . import ga, lora, npo, relearn  # noqa: E402, F401  isort: skip
 
 __all__ = ["METHODS", "EditRequest", "Intervention", "MethodError", "get_method", "load_settings", "register",
            "requests_from_frame"]

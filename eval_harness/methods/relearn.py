@@ -1,0 +1,53 @@
+"""ReLearn (Xu et al., 2025): unlearn by *learning* vague replacement answers instead of pushing the old ones away.
+
+    L = forget_weight · NLL(augmented forget questions → neutral answers)
+      + kl_weight · KL(p_base ‖ p_θ) on the retain set          (real tokens only)
+      + retain_weight · NLL(retain questions → gold answers)      (answer tokens only)
+
+The forget set is augment.py's variants of each request's fact (no exact Q+ probe question), all answered with the
+request's `neutral_answer` (the reverse questions with `reverse_neutral`); the retain set is a hashed share of the
+contextual (Q−) probes with their gold choice. Training goes through LoRA adapters by default (`use_lora: false`
+fine-tunes every weight), and the adapters are merged into the model when training ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import polars as pl
+
+from .augment import augment
+from .base import EditRequest, register
+from .training import (
+    Batch,
+    Example,
+    TrainedIntervention,
+    mean_answer_nll,
+    retain_examples,
+    retain_terms,
+    sequence_logits,
+)
+
+
+@register
+class ReLearn(TrainedIntervention):
+    name = "relearn"
+    kind = "unlearn"
+    description = "ReLearn: learn the neutral answers on augmented forget questions, KL + NLL on retain (LoRA)"
+
+    def uses_reference(self, settings: dict[str, Any]) -> bool:
+        return float(settings.get("kl_weight", 0.0)) > 0
+
+    def examples(self, requests: list[EditRequest], probes: pl.DataFrame,
+                 settings: dict[str, Any]) -> tuple[list[Example], list[Example]]:
+        reverse_neutral = str(settings["reverse_neutral"])
+        forget = augment(requests, probes, settings, answer_of=lambda r: r.neutral_answer,
+                         reverse_answer_of=lambda r: reverse_neutral)
+        return forget, retain_examples(probes, settings)
+
+    def loss(self, model: Any, reference: Callable[[Batch], Any], forget: Batch, retain: Batch | None,
+             settings: dict[str, Any]) -> tuple[Any, dict[str, float]]:
+        forget_nll = mean_answer_nll(sequence_logits(model, forget), forget)
+        kept, terms = retain_terms(model, reference, retain, settings)
+        return float(settings["forget_weight"]) * forget_nll + kept, {"forget_nll": forget_nll.item(), **terms}
