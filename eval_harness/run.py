@@ -15,8 +15,8 @@ same command resumes after the last finished k.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 import platform
 import sys
 import time
@@ -27,6 +27,7 @@ from typing import Any
 
 import polars as pl
 
+from knowledgesmith.builder.atomic import atomic_write_bytes
 from knowledgesmith.builder.errors import KsUserError
 
 from . import data as data_mod
@@ -71,21 +72,14 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _write_json(path: Path, obj: Any) -> None:
-    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n"))
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
 def _write_parquet(path: Path, frame: pl.DataFrame) -> None:
-    _atomic_write(path, lambda tmp: frame.write_parquet(tmp, compression="zstd"))
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd")
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _prepare_folder(out: Path, identity: dict, overwrite: bool) -> None:

@@ -68,6 +68,16 @@ def kg_sources() -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def mini_build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The mini KG (tests/data/mini_kg.ttl) built once per session, for tests that only read a build."""
+    from minikg import build_mini
+
+    out = tmp_path_factory.mktemp("mini") / "build"
+    build_mini(out)
+    return out
+
+
 # -- models for the harness tests --------------------------------------------------------------------------------------
 
 TINY_LM_SEED = 0

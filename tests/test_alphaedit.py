@@ -118,7 +118,12 @@ def test_edit_on_a_tiny_model_raises_the_new_objects_likelihood(method: str, tin
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from knowledgesmith.eval_harness.methods import get_method, load_settings
-    from knowledgesmith.eval_harness.methods.ft import encode_prompt_target, target_nll
+    from knowledgesmith.eval_harness.methods.training import (
+        Example,
+        encode_examples,
+        mean_answer_nll,
+        sequence_logits,
+    )
 
     monkeypatch.setenv("KS_STATS_CACHE", str(tmp_path / "stats"))
     model = AutoModelForCausalLM.from_pretrained(tiny_lm_dir).eval()
@@ -135,15 +140,15 @@ def test_edit_on_a_tiny_model_raises_the_new_objects_likelihood(method: str, tin
                                               "v_lr": 0.5, "num_prefixes": 2, "nullspace_threshold": 1e-2,
                                               "threshold_relative": True, "l2": 1, "mom2_update_weight": 1,
                                               "clamp_norm_factor": 50, "v_weight_decay": 0.0})
-    batch = encode_prompt_target(tok, [r.prompt_text for r in requests], [r.target_new for r in requests])
+    batch = encode_examples(tok, [Example(r.prompt_text, r.target_new, r.request_id, "prompt") for r in requests])
     with torch.no_grad():
-        before = float(target_nll(model, *batch))
+        before = float(mean_answer_nll(sequence_logits(model, batch), batch))
     editor_method = get_method(method)
     editor_method.benchmark_mcq = corpus
     weights_before = {name: p.detach().clone() for name, p in model.named_parameters()}
     editor_method.apply(model, tok, requests, corpus, settings)
     with torch.no_grad():
-        after = float(target_nll(model, *batch))
+        after = float(mean_answer_nll(sequence_logits(model, batch), batch))
     changed = {name for name, p in model.named_parameters() if not torch.equal(p, weights_before[name])}
     assert changed == {"model.layers.0.mlp.down_proj.weight"}
     # measured: 6.31 → 5.66 (MEMIT), → 6.00 (AlphaEdit); the z optimisation itself reaches 4.92

@@ -12,18 +12,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from minikg import build_mini
 
 from knowledgesmith.eval_harness.cli import main as ks_eval_main
 
 pytest.importorskip("torch")
-
-
-@pytest.fixture(scope="module")
-def build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("mini") / "build"
-    build_mini(out)
-    return out
 
 
 def run_eval(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
@@ -32,11 +24,11 @@ def run_eval(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int
     return code, captured.out, captured.err
 
 
-def test_score_only_run_folder(build: Path, tiny_lm_dir: Path, tmp_path: Path,
+def test_score_only_run_folder(mini_build_dir: Path, tiny_lm_dir: Path, tmp_path: Path,
                                capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    code, stdout, err = run_eval(capsys, "--model", tiny_lm_dir, "--data", build, "--level", "leaf", "--k", "1,10",
-                                 "--modes", "cloze,letter", "--out", out, "--quiet")
+    code, stdout, err = run_eval(capsys, "--model", tiny_lm_dir, "--data", mini_build_dir, "--level", "leaf",
+                                 "--k", "1,10", "--modes", "cloze,letter", "--out", out, "--quiet")
     assert code == 0, err
     assert "acc before" in stdout and "run folder" in stdout
     config = json.loads((out / "config.json").read_text())
@@ -57,10 +49,10 @@ def test_score_only_run_folder(build: Path, tiny_lm_dir: Path, tmp_path: Path,
                .select((pl.col("p0") == pl.col("answer")).mean())).item()))
 
 
-def test_rerun_resumes_and_other_config_is_refused(build: Path, tiny_lm_dir: Path, tmp_path: Path,
+def test_rerun_resumes_and_other_config_is_refused(mini_build_dir: Path, tiny_lm_dir: Path, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    args = ["--model", tiny_lm_dir, "--data", build, "--level", "leaf", "--k", "1,10", "--method", "ft",
+    args = ["--model", tiny_lm_dir, "--data", mini_build_dir, "--level", "leaf", "--k", "1,10", "--method", "ft",
             "--set", "num_steps=2", "--set", "layer=0", "--modes", "cloze", "--out", out]
     assert run_eval(capsys, *args)[0] == 0
     first = (out / "predictions.parquet").read_bytes()
@@ -77,12 +69,13 @@ def test_rerun_resumes_and_other_config_is_refused(build: Path, tiny_lm_dir: Pat
     assert (out / "predictions.parquet").read_bytes() == first
 
 
-def test_each_k_starts_from_the_base_model(build: Path, tiny_lm_dir: Path, tmp_path: Path,
+def test_each_k_starts_from_the_base_model(mini_build_dir: Path, tiny_lm_dir: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     """k = 1 alone and k = 1 inside a sweep after nothing else give the same scores; a sweep's later k does not
     inherit the earlier k's edit (its scores equal a run of that k alone)."""
-    common = ["--model", tiny_lm_dir, "--data", build, "--level", "leaf", "--method", "ft", "--set", "num_steps=3",
-              "--set", "layer=1", "--set", "lr=0.05", "--set", "norm_constraint=1", "--modes", "cloze", "--quiet"]
+    common = ["--model", tiny_lm_dir, "--data", mini_build_dir, "--level", "leaf", "--method", "ft",
+              "--set", "num_steps=3", "--set", "layer=1", "--set", "lr=0.05", "--set", "norm_constraint=1",
+              "--modes", "cloze", "--quiet"]
     assert run_eval(capsys, *common, "--k", "1,10", "--out", tmp_path / "sweep")[0] == 0
     assert run_eval(capsys, *common, "--k", "10", "--out", tmp_path / "alone")[0] == 0
     sweep = pl.read_parquet(tmp_path / "sweep" / "predictions.parquet").filter(pl.col("k") == 10)
@@ -103,31 +96,34 @@ def test_each_k_starts_from_the_base_model(build: Path, tiny_lm_dir: Path, tmp_p
     (["--modes", "cloze,guess"], "--modes"),
     (["--set", "nope=1", "--method", "ft"], "--set nope: not a setting of ft"),
 ])
-def test_user_errors_are_one_line_exit_2(build: Path, tiny_lm_dir: Path, tmp_path: Path,
+def test_user_errors_are_one_line_exit_2(mini_build_dir: Path, tiny_lm_dir: Path, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
     out = tmp_path / "run"
-    code, _, err = run_eval(capsys, "--model", tiny_lm_dir, "--data", build, "--level", "leaf", "--out", out, *args)
+    code, _, err = run_eval(capsys, "--model", tiny_lm_dir, "--data", mini_build_dir, "--level", "leaf", "--out", out,
+                            *args)
     assert code == 2
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (out / "predictions.parquet").exists()
 
 
-def test_missing_model_and_foreign_folder(build: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_eval(capsys, "--model", tmp_path / "no-such-model", "--data", build, "--out", tmp_path / "r")
+def test_missing_model_and_foreign_folder(mini_build_dir: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_eval(capsys, "--model", tmp_path / "no-such-model", "--data", mini_build_dir,
+                            "--out", tmp_path / "r")
     assert code == 2 and err.startswith("ks-eval: ") and err.count("\n") == 1
     foreign = tmp_path / "notes"
     foreign.mkdir()
     (foreign / "keep.txt").write_text("mine")
-    code, _, err = run_eval(capsys, "--model", tmp_path / "no-such-model", "--data", build, "--out", foreign)
+    code, _, err = run_eval(capsys, "--model", tmp_path / "no-such-model", "--data", mini_build_dir, "--out", foreign)
     assert code == 2
     assert (foreign / "keep.txt").read_text() == "mine"
 
 
-def test_killed_run_resumes(build: Path, tiny_lm_dir: Path, tmp_path: Path) -> None:
+def test_killed_run_resumes(mini_build_dir: Path, tiny_lm_dir: Path, tmp_path: Path) -> None:
     """SIGKILL after the base scores are written: the rerun reuses them and finishes with the same predictions."""
     out = tmp_path / "run"
     command = [sys.executable, "-m", "knowledgesmith.eval_harness.cli", "--model", str(tiny_lm_dir), "--data",
-               str(build), "--level", "leaf", "--k", "1,10", "--method", "ft", "--set", "num_steps=40",
+               str(mini_build_dir), "--level", "leaf", "--k", "1,10", "--method", "ft", "--set", "num_steps=40",
                "--set", "layer=0",
                "--modes", "cloze", "--quiet", "--out", str(out)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -7,22 +7,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from minikg import build_mini
 
 from knowledgesmith.eval_harness.run import RunConfig, evaluate
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("mini") / "build"
-    build_mini(out)
-    return out
-
-
-def test_ft_edits_known_facts(build: Path, smollm2_dir: Path, tmp_path: Path) -> None:
-    config = RunConfig(model=str(smollm2_dir), method="ft", data=str(build), levels=["leaf"], ks=[10],
+def test_ft_edits_known_facts(mini_build_dir: Path, smollm2_dir: Path, tmp_path: Path) -> None:
+    config = RunConfig(model=str(smollm2_dir), method="ft", data=str(mini_build_dir), levels=["leaf"], ks=[10],
                        modes=["cloze"], device="cpu", dtype="float32")
     metrics = evaluate(config, tmp_path / "run", progress=False, log=lambda message: None)
     predictions = pl.read_parquet(tmp_path / "run" / "predictions.parquet")

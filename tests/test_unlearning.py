@@ -10,7 +10,6 @@ from typing import Any
 
 import polars as pl
 import pytest
-from minikg import build_mini
 
 from knowledgesmith.eval_harness import data as data_mod
 from knowledgesmith.eval_harness.methods import MethodError, get_method, load_settings, requests_from_frame
@@ -31,15 +30,8 @@ pytest.importorskip("peft")
 
 
 @pytest.fixture(scope="module")
-def build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("mini") / "build"
-    build_mini(out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def selection(build: Path) -> data_mod.Selection:
-    return data_mod.select(data_mod.load_benchmark(build), ks=[10], levels=["leaf"])
+def selection(mini_build_dir: Path) -> data_mod.Selection:
+    return data_mod.select(data_mod.load_benchmark(mini_build_dir), ks=[10], levels=["leaf"])
 
 
 @pytest.fixture
@@ -264,9 +256,10 @@ def test_unknown_form_and_bad_epochs_are_user_errors(tiny: tuple[Any, Any], sele
 # -- through ks-eval: the run folder -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("method", ["relearn", "ga", "npo", "lora"])
-def test_run_folder_holds_curve_and_training_set(build: Path, tiny_lm_dir: Path, tmp_path: Path, method: str) -> None:
+def test_run_folder_holds_curve_and_training_set(mini_build_dir: Path, tiny_lm_dir: Path, tmp_path: Path,
+                                                 method: str) -> None:
     out = tmp_path / "run"
-    config = RunConfig(model=str(tiny_lm_dir), method=method, data=str(build), levels=["leaf"], ks=[1, 10],
+    config = RunConfig(model=str(tiny_lm_dir), method=method, data=str(mini_build_dir), levels=["leaf"], ks=[1, 10],
                        modes=["cloze"], device="cpu", dtype="float32", settings={"max_steps": 2})
     metrics = evaluate(config, out, progress=False, log=lambda message: None)
     assert metrics["kind"] == ("edit" if method == "lora" else "unlearn")
@@ -280,9 +273,10 @@ def test_run_folder_holds_curve_and_training_set(build: Path, tiny_lm_dir: Path,
     assert settings["max_steps"] == 2
 
 
-def test_relearn_training_set_in_run_folder_is_reproducible(build: Path, tiny_lm_dir: Path, tmp_path: Path) -> None:
+def test_relearn_training_set_in_run_folder_is_reproducible(mini_build_dir: Path, tiny_lm_dir: Path,
+                                                            tmp_path: Path) -> None:
     def run(out: Path, seed: int) -> pl.DataFrame:
-        config = RunConfig(model=str(tiny_lm_dir), method="relearn", data=str(build), levels=["leaf"], ks=[1],
+        config = RunConfig(model=str(tiny_lm_dir), method="relearn", data=str(mini_build_dir), levels=["leaf"], ks=[1],
                            modes=["cloze"], device="cpu", dtype="float32", settings={"max_steps": 1, "seed": seed})
         evaluate(config, out, progress=False, log=lambda message: None)
         return pl.read_parquet(out / "artifacts" / "k=1-training_set.parquet")

@@ -46,9 +46,6 @@ class GradientAscent(TrainedIntervention):
     kind = "unlearn"
     description = "gradient ascent on the true answers of the augmented forget set (optional retain NLL/KL)"
 
-    def uses_reference(self, settings: dict[str, Any]) -> bool:
-        return float(settings.get("kl_weight", 0.0)) > 0
-
     def examples(self, requests: list[EditRequest], probes: pl.DataFrame,
                  settings: dict[str, Any]) -> tuple[list[Example], list[Example]]:
         return true_answer_forget_set(requests, probes, settings), retain_if_weighted(probes, settings)

@@ -36,9 +36,6 @@ class ReLearn(TrainedIntervention):
     kind = "unlearn"
     description = "ReLearn: learn the neutral answers on augmented forget questions, KL + NLL on retain (LoRA)"
 
-    def uses_reference(self, settings: dict[str, Any]) -> bool:
-        return float(settings.get("kl_weight", 0.0)) > 0
-
     def examples(self, requests: list[EditRequest], probes: pl.DataFrame,
                  settings: dict[str, Any]) -> tuple[list[Example], list[Example]]:
         reverse_neutral = str(settings["reverse_neutral"])

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from .base import EditRequest, Intervention, MethodError
+from .locate import pad_id_of
 
 Q_MINUS = "q_minus"
 
@@ -63,7 +64,7 @@ def encode_examples(tokenizer: Any, examples: list[Example]) -> Batch:
         rows.append(context_ids + answer_ids)
         labels.append([-100] * len(context_ids) + answer_ids)
     width = max(map(len, rows))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
+    pad = pad_id_of(tokenizer)
     input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
     attention = torch.zeros((len(rows), width), dtype=torch.long)
     label_ids = torch.full((len(rows), width), -100, dtype=torch.long)
@@ -272,7 +273,8 @@ class TrainedIntervention(Intervention):
         raise NotImplementedError
 
     def uses_reference(self, settings: dict[str, Any]) -> bool:
-        return self.needs_reference
+        """The frozen reference runs when the method needs it, or when a KL term on the retain set is on."""
+        return self.needs_reference or float(settings.get("kl_weight", 0.0)) > 0
 
     def apply(self, model: Any, tokenizer: Any, requests: list[EditRequest], probes: pl.DataFrame,
               settings: dict[str, Any]) -> Any:
