@@ -1,7 +1,8 @@
 """A small OpenAI-compatible chat-completions server on 127.0.0.1 for tests, speaking the real wire format.
 
 It answers `ks-kg generate`'s prompts for an invented domain ("Veloria": towns, rivers, composers, operas) from a
-script, recognising each stage by its prompt, in JSON or as server-sent events, and can be told to misbehave:
+script, recognising each stage by its prompt, in JSON or as server-sent events. It also answers ks-eval's ReLearn
+augmentation prompts ("Task: paraphrase a question") with scripted paraphrases. It can be told to misbehave:
 rate limits (429 with Retry-After), answers slower than the client's timeout, server errors, malformed or
 schema-invalid JSON, rejecting `response_format: json_schema` (400), a second phrasing that disagrees with the first,
 and holding every request after the Nth until released (so a test can kill a client mid-run).
@@ -77,7 +78,14 @@ EXPECTED_FACTS = 13
 
 STAGE_OPENINGS = {"roots": "Task: list the root concepts", "subthemes": "Task: list the sub-themes",
                   "relations": "Task: propose the relation vocabulary", "leaves": "Task: list the well-known entities",
-                  "facts": "Task: state facts", "verify": "Task: answer a question"}
+                  "facts": "Task: state facts", "verify": "Task: answer a question",
+                  "paraphrase": "Task: paraphrase a question"}
+
+# The paraphrases the stand-in writes for a question: these frames, in this order, after the question itself (the
+# slip a real model makes: repeating the original, which the client must drop).
+PARAPHRASE_FRAMES = ["Could you tell me: {question}", "Here is a quiz question. {question}",
+                     "I would like to know: {question}", "Please answer this: {question}",
+                     "One more question. {question}"]
 
 
 def stage_of(user: str) -> str | None:
@@ -113,6 +121,21 @@ def scripted_answer(user: str, inconsistent: bool) -> dict[str, Any] | None:
     return None  # not one of ks-kg's prompts: answered as plain text
 
 
+def scripted_paraphrases(user: str, extra: dict[str, list[str]]) -> dict[str, Any]:
+    """The answer to an augmentation prompt: the original question, the question's `extra` paraphrases (a test's
+    leaked answers or repeats), then the first n PARAPHRASE_FRAMES."""
+
+    def field(name: str) -> str:
+        match = re.search(rf"^{name}: (.+)$", user, re.MULTILINE)
+        assert match, f"no {name!r} in prompt: {user[:200]}"
+        return match.group(1).strip()
+
+    question = field("Question")
+    n = int(field("Number of paraphrases"))
+    framed = [frame.format(question=question) for frame in PARAPHRASE_FRAMES[:n]]
+    return {"paraphrases": [question, *extra.get(question, []), *framed]}
+
+
 class OpenAIStandIn:
     """The server; use as a context manager. `url` is the base URL a client is given (…/v1)."""
 
@@ -128,6 +151,7 @@ class OpenAIStandIn:
         self.statuses: Counter = Counter()
         self.streamed = 0
         self.response_formats: Counter = Counter()
+        self.paraphrase_extra: dict[str, list[str]] = {}  # question → paraphrases added to its scripted answer
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -214,7 +238,8 @@ def _handler(server: OpenAIStandIn) -> type[BaseHTTPRequestHandler]:
                                            "code": None}})
                 return
             user = next(m["content"] for m in body["messages"] if m["role"] == "user")
-            fault = server._take_fault(stage_of(user))
+            stage = stage_of(user)
+            fault = server._take_fault(stage)
             kind = fault[0] if fault else None
             if kind == "rate_limit":
                 self._json(429, {"error": {"message": "Rate limit reached for requests", "type": "requests",
@@ -225,7 +250,8 @@ def _handler(server: OpenAIStandIn) -> type[BaseHTTPRequestHandler]:
                 return
             if kind == "slow":
                 time.sleep(fault[1])  # type: ignore[index]
-            answer = scripted_answer(user, server.inconsistent)
+            answer = (scripted_paraphrases(user, server.paraphrase_extra) if stage == "paraphrase"
+                      else scripted_answer(user, server.inconsistent))
             if answer is None:
                 content = f"You said: {user}"
             else:

@@ -5,8 +5,9 @@
       + retain_weight · NLL(retain questions → gold answers)      (answer tokens only)
 
 The forget set is augment.py's variants of each request's fact (no exact Q+ probe question), all answered with the
-request's `neutral_answer` (the reverse questions with `reverse_neutral`); the retain set is a hashed share of the
-contextual (Q−) probes with their gold choice. Training goes through LoRA adapters by default (`use_lora: false`
+request's `neutral_answer` (the reverse questions with `reverse_neutral`), plus, when `augment_endpoint` is set, an
+LLM's paraphrases of each request's question (augment_llm.py); the retain set is a hashed share of the contextual
+(Q−) probes with their gold choice. Training goes through LoRA adapters by default (`use_lora: false`
 fine-tunes every weight), and the adapters are merged into the model when training ends.
 """
 
@@ -17,7 +18,8 @@ from typing import Any
 
 import polars as pl
 
-from .augment import augment
+from .augment import augment, probe_questions
+from .augment_llm import paraphrase_examples
 from .base import EditRequest, register
 from .training import (
     Batch,
@@ -41,6 +43,13 @@ class ReLearn(TrainedIntervention):
         reverse_neutral = str(settings["reverse_neutral"])
         forget = augment(requests, probes, settings, answer_of=lambda r: r.neutral_answer,
                          reverse_answer_of=lambda r: reverse_neutral)
+        if settings.get("augment_endpoint"):
+            excluded = probe_questions(probes) if settings.get("exclude_probe_questions", True) else set()
+            paraphrased = paraphrase_examples(requests, forget, excluded, settings,
+                                              answer_of=lambda r: r.neutral_answer)
+            forget = forget + paraphrased.examples
+            # what the LLM said that is not trained on (leaked answers, probe questions, repeats) stays visible
+            self.artifacts["paraphrases_dropped"] = paraphrased.dropped_frame()
         return forget, retain_examples(probes, settings)
 
     def loss(self, model: Any, reference: Callable[[Batch], Any], forget: Batch, retain: Batch | None,

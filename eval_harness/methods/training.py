@@ -30,7 +30,8 @@ class Example:
     context: str
     answer: str
     source: str  # where it comes from (request id or probe id), for the saved training set
-    form: str  # which variant: prompt, context, typo, reverse, retain, …
+    form: str  # which variant: prompt, context, typo, reverse, paraphrase, retain, …
+    origin: str = "template"  # who wrote the text: template (our phrasings), llm (--augment-endpoint), probe (retain)
 
 
 @dataclass
@@ -125,17 +126,17 @@ def retain_examples(probes: pl.DataFrame, settings: dict[str, Any]) -> list[Exam
     for row in rows.iter_rows(named=True):
         if zlib.crc32(row["id"].encode()) / 2 ** 32 < fraction:
             out.append(Example(qa_context(row["question"], settings), row["choices"][row["answer"]], row["id"],
-                               "retain"))
+                               "retain", "probe"))
     return out
 
 
 def examples_frame(examples: list[Example], role: str) -> pl.DataFrame:
     """A saved training set (RUN/artifacts/): what was trained on, visible and comparable across runs."""
     return pl.DataFrame({"role": [role] * len(examples), "form": [e.form for e in examples],
-                         "source": [e.source for e in examples], "context": [e.context for e in examples],
-                         "answer": [e.answer for e in examples]},
-                        schema={"role": pl.String, "form": pl.String, "source": pl.String, "context": pl.String,
-                                "answer": pl.String})
+                         "origin": [e.origin for e in examples], "source": [e.source for e in examples],
+                         "context": [e.context for e in examples], "answer": [e.answer for e in examples]},
+                        schema={"role": pl.String, "form": pl.String, "origin": pl.String, "source": pl.String,
+                                "context": pl.String, "answer": pl.String})
 
 
 # -- the model being trained -------------------------------------------------------------------------------------------
@@ -278,10 +279,11 @@ class TrainedIntervention(Intervention):
 
     def apply(self, model: Any, tokenizer: Any, requests: list[EditRequest], probes: pl.DataFrame,
               settings: dict[str, Any]) -> Any:
+        self.artifacts = {}  # examples() may add its own (ReLearn: the LLM paraphrases it dropped, and why)
         forget, retain = self.examples(requests, probes, settings)
-        self.artifacts = {"training_set": pl.concat([examples_frame(forget, "forget" if self.kind == "unlearn"
-                                                                    else "edit"),
-                                                     examples_frame(retain, "retain")])}
+        self.artifacts["training_set"] = pl.concat([examples_frame(forget, "forget" if self.kind == "unlearn"
+                                                                   else "edit"),
+                                                    examples_frame(retain, "retain")])
         self.curve = train(model, tokenizer, forget, retain, settings,
                            lambda m, ref, f, r: self.loss(m, ref, f, r, settings),
                            needs_reference=self.uses_reference(settings))
