@@ -59,6 +59,7 @@ def main() -> None:
     texts, name = corpus_texts(settings["corpus"], int(settings["corpus_samples"]), 0, bench.mcq, bench.mcq)
     started = time.perf_counter()
     editor.prepare_statistics(texts, name, progress=True)
+    editor.prepare_projectors()
     print(f"key statistics ({name}; {len(texts)} texts): {time.perf_counter() - started:.1f} s (cached afterwards)")
     prefixes = editor._prefixes()
 

@@ -47,8 +47,7 @@ def corpus_texts(setting: str, samples: int, seed: int, benchmark_mcq: pl.DataFr
     """
     if setting == "kg":
         frame = benchmark_mcq if benchmark_mcq is not None else probes
-        texts = sorted({f"{q} {choices[answer]}" for q, choices, answer
-                        in zip(frame["question"], frame["choices"], frame["answer"], strict=True)})
+        texts = sorted(set(_verbalised(frame)))
         name = "kg: verbalised facts of the benchmark (question + gold answer)"
     elif Path(setting).is_file():
         texts = [line.strip() for line in Path(setting).read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -65,6 +64,20 @@ def corpus_texts(setting: str, samples: int, seed: int, benchmark_mcq: pl.DataFr
         raise MethodError(f"corpus {setting!r} holds no text")
     random.Random(seed).shuffle(texts)
     return texts[:samples], name
+
+
+def _verbalised(frame: pl.DataFrame) -> list[str]:
+    """Question + gold answer per row: the form in which the `kg` corpus states a fact."""
+    return [f"{q} {choices[answer]}"
+            for q, choices, answer in zip(frame["question"], frame["choices"], frame["answer"], strict=True)]
+
+
+def edited_fact_texts(probes: pl.DataFrame, corpus: set[str]) -> list[str]:
+    """The corpus texts that state what the edit changes: its Q+ probes (direct, reverse, multi-hop …) with the
+    pre-edit answer. Q− probes stay in C₀: they are what the edit must preserve."""
+    if "role" not in probes.columns:
+        return []
+    return sorted(set(_verbalised(probes.filter(pl.col("role") == "q_plus"))) & corpus)
 
 
 def _weights_fingerprint(arch: Architecture, model: Any, layers: list[int]) -> str:
@@ -189,6 +202,34 @@ class LocateThenEditor:
                 os.replace(tmp, path)
                 self.moments[layer] = moment
         self.report["corpus"] = {"name": corpus_name, "texts": len(texts), "tokens": tokens}
+        self.corpus_tokens = int(tokens or 0)
+
+    def exclude_texts(self, texts: list[str], progress: bool) -> None:
+        """Take the keys of `texts` back out of C₀ (they were part of its corpus).
+
+        C₀ stands for the knowledge to preserve. When the corpus is the benchmark itself it also verbalises the facts
+        being edited; left in, it protects exactly the keys the edit must move (measured on SmolLM2: the projection
+        and MEMIT's λC₀ term then cancel most of the update). C₀ is a token mean, so removing texts is exact:
+        C₀′ = (T C₀ − t C₀⁽ᵉˣ⁾) / (T − t); the full corpus's cached statistics stay reusable for every request set.
+        """
+        if not texts:
+            self.report["corpus"]["excluded_texts"] = 0
+            return
+        removed, tokens = key_second_moments(self.model, self.tokenizer, self.arch, self.layers, texts,
+                                             batch_size=int(self.settings["stats_batch_size"]), progress=progress)
+        total = self.corpus_tokens
+        if tokens >= total:
+            raise MethodError("the texts to exclude from C0's corpus are the whole corpus; "
+                              "choose another corpus (--set corpus=FILE)")
+        for layer in self.layers:
+            moment = (self.moments[layer].double() * total - removed[layer].double() * tokens) / (total - tokens)
+            self.moments[layer] = moment.float()
+        self.corpus_tokens = total - tokens
+        self.report["corpus"] |= {"excluded_texts": len(texts), "excluded_tokens": tokens,
+                                  "tokens": self.corpus_tokens}
+
+    def prepare_projectors(self) -> None:
+        """AlphaEdit's null-space projector per layer, from C₀ as it stands (after any exclusion)."""
         if self.project:
             for layer in self.layers:
                 projector, kept = nullspace_projector(self.moments[layer], float(self.settings["nullspace_threshold"]),
@@ -390,7 +431,11 @@ class _LocateThenEdit(Intervention):
         editor = LocateThenEditor(model, tokenizer, settings, project=self.project)
         texts, name = corpus_texts(str(settings["corpus"]), int(settings["corpus_samples"]),
                                    int(settings.get("seed", 0)), self.benchmark_mcq, probes)
-        editor.prepare_statistics(texts, name, progress=bool(settings.get("progress", False)))
+        progress = bool(settings.get("progress", False))
+        editor.prepare_statistics(texts, name, progress=progress)
+        if settings.get("corpus_exclude_edited", True):
+            editor.exclude_texts(edited_fact_texts(probes, set(texts)), progress=progress)
+        editor.prepare_projectors()
         prefixes = editor._prefixes()
         size = int(settings["edit_batch_size"])
         for start in range(0, len(requests), size):
