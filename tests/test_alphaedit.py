@@ -166,3 +166,37 @@ def test_edit_on_a_tiny_model_raises_the_new_objects_likelihood(method: str, tin
         cut = 1e-2 * float(torch.linalg.eigvalsh(moment).max())
         assert float(torch.trace(delta @ moment @ delta.T)) <= cut * float(delta.norm() ** 2) * 1.001
     assert list((tmp_path / "stats").glob("*.pt"))  # statistics cached for the next run
+
+
+def test_excluding_texts_from_c0_equals_computing_it_without_them(tiny_lm_dir: Path, tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    import polars as pl
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from knowledgesmith.eval_harness.methods import load_settings
+    from knowledgesmith.eval_harness.methods.alphaedit import (
+        LocateThenEditor,
+        edited_fact_texts,
+        key_second_moments,
+    )
+
+    monkeypatch.setenv("KS_STATS_CACHE", str(tmp_path / "stats"))
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_dir).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_lm_dir)
+    words = "capital city river mountain element symbol country language".split()
+    probes = pl.DataFrame({"question": [f"What is the {a} of the {b}?" for a in words for b in words],
+                           "choices": [["paris", "rome", "gold", "iron"]] * 64, "answer": [0, 1, 2, 3] * 16,
+                           "role": ["q_plus", "q_minus"] * 32})
+    texts = [f"{q} {c[a]}" for q, c, a in zip(probes["question"], probes["choices"], probes["answer"], strict=True)]
+    excluded = edited_fact_texts(probes.head(10), set(texts))
+    assert len(excluded) == 5  # the Q+ rows among the first ten; Q− rows are knowledge to keep
+    settings = load_settings("alphaedit", "llama", {"layers": [0, 1], "threshold_relative": True})
+    editor = LocateThenEditor(model, tok, settings, project=True)
+    editor.prepare_statistics(texts, "test", progress=False)
+    editor.exclude_texts(excluded, progress=False)
+    editor.prepare_projectors()
+    expected, tokens = key_second_moments(model, tok, editor.arch, [0, 1], [t for t in texts if t not in excluded])
+    assert editor.corpus_tokens == tokens and editor.report["corpus"]["excluded_texts"] == 5
+    for layer in (0, 1):
+        assert torch.allclose(editor.moments[layer], expected[layer], rtol=1e-4, atol=1e-6)
+        assert 0 < editor.kept[layer] < editor._key_width(layer)
