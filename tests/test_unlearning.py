@@ -284,3 +284,23 @@ def test_relearn_training_set_in_run_folder_is_reproducible(mini_build_dir: Path
     first = run(tmp_path / "a", 0)
     assert first.equals(run(tmp_path / "b", 0))
     assert not first.equals(run(tmp_path / "c", 5))
+
+
+def test_unrelated_retain_set_never_asks_about_an_evaluated_fact(selection: data_mod.Selection) -> None:
+    from knowledgesmith.eval_harness.methods.training import _fact_key
+
+    probes = selection.mcq_for(1)
+    benchmark = selection.mcq
+    settings = {"retain_source": "unrelated", "retain_per_request": 3, "qa_format": "Question: {question}\nAnswer:"}
+    retain = retain_examples(probes, settings, benchmark)
+    assert len(retain) == 3 * probes["request_id"].n_unique()
+    by_id = {row["id"]: row for row in benchmark.iter_rows(named=True)}
+    evaluated = {_fact_key(row) for row in probes.iter_rows(named=True)}
+    forget_subjects = set(probes.filter(pl.col("role") == "q_plus")["query_subject_id"].to_list())
+    facts = [_fact_key(by_id[e.source]) for e in retain]
+    assert len(set(facts)) == len(facts)  # one probe per fact
+    for example in retain:
+        row = by_id[example.source]
+        assert row["probe_type"] == "direct" and row["request_id"] not in set(probes["request_id"])
+        assert _fact_key(row) not in evaluated and row["query_subject_id"] not in forget_subjects
+    assert retain_examples(probes.reverse(), settings, benchmark.reverse()) == retain  # order does not matter

@@ -33,10 +33,11 @@ def true_answer_forget_set(requests: list[EditRequest], probes: pl.DataFrame,
     return augment(requests, probes, settings, answer_of=lambda r: r.target_true, reverse_answer_of=lambda r: r.subject)
 
 
-def retain_if_weighted(probes: pl.DataFrame, settings: dict[str, Any]) -> list[Example]:
+def retain_if_weighted(probes: pl.DataFrame, settings: dict[str, Any],
+                       benchmark: pl.DataFrame | None = None) -> list[Example]:
     """The retain set only when a retain term is on (otherwise no retain batch is encoded or run)."""
     if float(settings.get("retain_weight", 0.0)) or float(settings.get("kl_weight", 0.0)):
-        return retain_examples(probes, settings)
+        return retain_examples(probes, settings, benchmark)
     return []
 
 
@@ -48,7 +49,8 @@ class GradientAscent(TrainedIntervention):
 
     def examples(self, requests: list[EditRequest], probes: pl.DataFrame,
                  settings: dict[str, Any]) -> tuple[list[Example], list[Example]]:
-        return true_answer_forget_set(requests, probes, settings), retain_if_weighted(probes, settings)
+        return (true_answer_forget_set(requests, probes, settings),
+                retain_if_weighted(probes, settings, self.benchmark_mcq))
 
     def loss(self, model: Any, reference: Callable[[Batch], Any], forget: Batch, retain: Batch | None,
              settings: dict[str, Any]) -> tuple[Any, dict[str, float]]:

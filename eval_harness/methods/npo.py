@@ -29,7 +29,8 @@ class NegativePreferenceOptimisation(TrainedIntervention):
 
     def examples(self, requests: list[EditRequest], probes: pl.DataFrame,
                  settings: dict[str, Any]) -> tuple[list[Example], list[Example]]:
-        return true_answer_forget_set(requests, probes, settings), retain_if_weighted(probes, settings)
+        return (true_answer_forget_set(requests, probes, settings),
+                retain_if_weighted(probes, settings, self.benchmark_mcq))
 
     def loss(self, model: Any, reference: Callable[[Batch], Any], forget: Batch, retain: Batch | None,
              settings: dict[str, Any]) -> tuple[Any, dict[str, float]]:

@@ -50,7 +50,7 @@ class ReLearn(TrainedIntervention):
             forget = forget + paraphrased.examples
             # what the LLM said that is not trained on (leaked answers, probe questions, repeats) stays visible
             self.artifacts["paraphrases_dropped"] = paraphrased.dropped_frame()
-        return forget, retain_examples(probes, settings)
+        return forget, retain_examples(probes, settings, self.benchmark_mcq)
 
     def loss(self, model: Any, reference: Callable[[Batch], Any], forget: Batch, retain: Batch | None,
              settings: dict[str, Any]) -> tuple[Any, dict[str, float]]:

@@ -21,6 +21,7 @@ from .base import EditRequest, Intervention, MethodError
 from .locate import pad_id_of
 
 Q_MINUS = "q_minus"
+Q_PLUS = "q_plus"
 
 
 @dataclass(frozen=True)
@@ -112,22 +113,58 @@ def masked_kl(reference_logits: Any, logits: Any, attention: Any) -> Any:
     return (per_token * mask).sum() / mask.sum().clamp(min=1)
 
 
-def retain_examples(probes: pl.DataFrame, settings: dict[str, Any]) -> list[Example]:
-    """Contextual (Q−) probes' questions with their gold choice: facts the update must leave alone.
+def _fact_key(row: dict[str, Any]) -> str:
+    """The fact a probe asks about (its query triple): the unit of the retain split, so that no fact is both trained
+    on through one phrasing and evaluated through another."""
+    return "|".join(str(row.get(column) or "") for column in
+                    ("query_subject_id", "query_relation_id", "query_object_id", "query_relation2_id")) or row["id"]
 
-    Only a deterministic share (`retain_fraction`, by a hash of the probe id, so the same probes whatever the order
-    or the seed) is trained on; the rest stay unseen, so Q− accuracy can be read on facts the retain term never saw.
-    """
+
+def _hash(key: str) -> int:
     import zlib
 
+    return zlib.crc32(key.encode())
+
+
+def _share(key: str, fraction: float) -> bool:
+    return _hash(key) / 2 ** 32 < fraction
+
+
+def retain_examples(probes: pl.DataFrame, settings: dict[str, Any],
+                    benchmark: pl.DataFrame | None = None) -> list[Example]:
+    """Facts the update must leave alone, as questions with their gold choice.
+
+    `retain_source: unrelated` (the default when the whole benchmark is at hand): direct probes of the benchmark's
+    *other* requests (the KG's unrelated facts), none about a forget subject or a fact any evaluated probe asks about,
+    one probe per fact, `retain_per_request` facts per request, picked by a hash of the fact. The evaluated Q−
+    probes then measure facts the retain term never saw.
+    `retain_source: contextual`: a share (`retain_fraction`) of the contextual Q− probes themselves, split by fact
+    (a hash of the query triple), so the Q− accuracy of the other facts is still read unseen.
+    The choice is deterministic: hashes, not the seed or the row order.
+    """
+    qa = lambda row: Example(qa_context(row["question"], settings), row["choices"][row["answer"]],  # noqa: E731
+                             row["id"], "retain", "probe")
+    source = str(settings.get("retain_source", "contextual"))
+    if source == "unrelated" and benchmark is not None:
+        evaluated = {_fact_key(row) for row in probes.iter_rows(named=True)}
+        subjects = set(probes.filter(pl.col("role") == Q_PLUS)["query_subject_id"].drop_nulls().to_list()) \
+            if "query_subject_id" in probes.columns else set()
+        candidates = benchmark.filter((pl.col("probe_type") == "direct")
+                                      & ~pl.col("request_id").is_in(probes["request_id"].unique().implode()))
+        by_fact: dict[str, dict[str, Any]] = {}
+        for row in candidates.sort("id").iter_rows(named=True):
+            key = _fact_key(row)
+            if key in evaluated or row.get("query_subject_id") in subjects or key in by_fact:
+                continue
+            by_fact[key] = row
+        wanted = int(settings.get("retain_per_request", 2)) * probes["request_id"].n_unique()
+        chosen = sorted(by_fact, key=lambda key: (_hash(key), key))[:wanted]
+        return [qa(by_fact[key]) for key in sorted(chosen, key=lambda key: by_fact[key]["id"])]
+    if source not in ("unrelated", "contextual"):
+        raise ValueError(f"retain_source {source!r}: expected 'unrelated' or 'contextual'")
     fraction = float(settings.get("retain_fraction", 0.0))
     rows = probes.filter((pl.col("role") == Q_MINUS) & (pl.col("probe_type") == "contextual")).sort("id")
-    out = []
-    for row in rows.iter_rows(named=True):
-        if zlib.crc32(row["id"].encode()) / 2 ** 32 < fraction:
-            out.append(Example(qa_context(row["question"], settings), row["choices"][row["answer"]], row["id"],
-                               "retain", "probe"))
-    return out
+    return [qa(row) for row in rows.iter_rows(named=True) if _share(_fact_key(row), fraction)]
 
 
 def examples_frame(examples: list[Example], role: str) -> pl.DataFrame:
@@ -259,6 +296,7 @@ class TrainedIntervention(Intervention):
     the training sets for the run folder (`self.curve`, `self.artifacts`)."""
 
     needs_reference: ClassVar[bool] = False
+    benchmark_mcq: pl.DataFrame | None = None  # set by the harness: the retain set draws on the benchmark's other facts
 
     def __init__(self) -> None:
         self.curve: list[dict[str, Any]] = []
