@@ -36,6 +36,7 @@ class Benchmark:
     requests: pl.DataFrame
     mcq: pl.DataFrame
     manifest: dict = field(default_factory=dict)
+    nodes: pl.DataFrame | None = None  # labels and aliases, for open-ended matching; None where the data lacks them
 
     @property
     def domains(self) -> list[str]:
@@ -80,8 +81,10 @@ def _load_build_folder(folder: Path) -> Benchmark:
         raise DataError(f"{folder}: no requests.parquet or mcq/*.parquet — was it built with MCQ (not --no-mcq)?")
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    nodes_path = folder / "nodes.parquet"
+    nodes = _read_parquet([nodes_path], nodes_path.name) if nodes_path.exists() else None
     return Benchmark(str(folder), _read_parquet([requests_path], requests_path.name),
-                     _read_parquet(shards, f"{folder / 'mcq'}"), manifest)
+                     _read_parquet(shards, f"{folder / 'mcq'}"), manifest, nodes)
 
 
 def _load_staged_folder(folder: Path) -> Benchmark:
@@ -90,7 +93,9 @@ def _load_staged_folder(folder: Path) -> Benchmark:
     shards = sorted((folder / "data" / "mcq").glob("*.parquet"))
     if not requests or not shards:
         raise DataError(f"{folder}: no data/requests or data/mcq shards")
-    return Benchmark(str(folder), _read_parquet(requests, "requests"), _read_parquet(shards, "mcq"))
+    nodes = sorted((folder / "data" / "nodes").glob("*.parquet"))
+    return Benchmark(str(folder), _read_parquet(requests, "requests"), _read_parquet(shards, "mcq"),
+                     nodes=_read_parquet(nodes, "nodes") if nodes else None)
 
 
 def _load_hub(repo_id: str) -> Benchmark:
@@ -107,7 +112,11 @@ def _load_hub(repo_id: str) -> Benchmark:
     def frame(dataset_dict: datasets.DatasetDict) -> pl.DataFrame:
         return pl.concat([pl.from_arrow(split.data.table) for split in dataset_dict.values()], how="diagonal_relaxed")
 
-    return Benchmark(repo_id, frame(requests), frame(mcq))
+    try:
+        nodes = frame(datasets.load_dataset(repo_id, "nodes"))
+    except Exception:  # noqa: BLE001 - the nodes config only improves open-ended matching; a repo may lack it
+        nodes = None
+    return Benchmark(repo_id, frame(requests), frame(mcq), nodes=nodes)
 
 
 def load_benchmark(data: str | Path) -> Benchmark:

@@ -115,3 +115,53 @@ def compute_metrics(predictions: pl.DataFrame, kind: str) -> dict:
         out[mode] = {str(k): summarise(by_k, kind)
                      for (k,), by_k in sorted(by_mode.group_by(["k"]), key=lambda kv: kv[0])}
     return out
+
+
+# -- failure modes of open-ended answers -------------------------------------------------------------------------------
+
+def knowledge_drift(frame: pl.DataFrame) -> float | None:
+    """Share of Q− rows (unrelated facts) whose open-ended answer text changed at all, normalised as in matching —
+    finer than CCR, which only sees a change of the matched choice."""
+    from .openended import normalise_answer
+
+    rows = frame.filter(pl.col("role") == Q_MINUS)
+    changed = sum(normalise_answer(a or "") != normalise_answer(b or "")
+                  for a, b in zip(rows["p0_text"].to_list(), rows["p1_text"].to_list(), strict=True))
+    return _share(changed, rows.height)
+
+
+def hallucination_rate(frame: pl.DataFrame, column: str) -> float | None:
+    """Share of rows whose open-ended answer names no entity of the KG (and is no abstention)."""
+    return _share(int(frame[column].fill_null(False).sum()), frame.height)
+
+
+def _failure_figures(frame: pl.DataFrame, kind: str) -> dict[str, float | int | None]:
+    before = frame.with_columns(p1=pl.col("p0"))  # the base model's own conflicts, for the emergence figure
+    conflict_after, conflict_before = conflict_rate(frame, kind), conflict_rate(before, kind)
+    h0, h1 = hallucination_rate(frame, "p0_hallucinated"), hallucination_rate(frame, "p1_hallucinated")
+    return {
+        "rows": frame.height,
+        "under_forgetting_rr": residual_retention(frame),
+        "over_spreading_ccr": collateral_change(frame),
+        "conflict_rate": conflict_after,
+        "conflict_emergence": None if conflict_after is None or conflict_before is None
+        else conflict_after - conflict_before,
+        "knowledge_drift": knowledge_drift(frame),
+        "hallucination_before": h0,
+        "hallucination_after": h1,
+        "hallucination_increase": None if h0 is None or h1 is None else h1 - h0,
+    }
+
+
+def compute_failure_modes(open_predictions: pl.DataFrame, kind: str) -> dict:
+    """metrics.json's `failure_modes`: {str(k): {overall, by_level}} on the open-ended answers (mode `open`).
+
+    under-forgetting = RR, over-spreading = CCR, conflict emergence = conflict rate after − before, knowledge drift =
+    share of unrelated (Q−) answers that changed, hallucination increase = share of answers naming no KG entity,
+    after − before.
+    """
+    out: dict = {}
+    for (k,), by_k in sorted(open_predictions.group_by(["k"]), key=lambda kv: kv[0]):
+        out[str(k)] = {"overall": _failure_figures(by_k, kind),
+                       "by_level": _grouped(by_k, ["level"], lambda f: _failure_figures(f, kind))}
+    return out

@@ -215,6 +215,11 @@ class WeightSnapshot:
     def __init__(self, model: torch.nn.Module) -> None:
         self._tensors = {name: t.detach().to("cpu", copy=True) for name, t in model.state_dict().items()}
 
+    @property
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The saved weights by state-dict name (CPU tensors; read them, do not change them)."""
+        return self._tensors
+
     def restore(self, model: torch.nn.Module) -> None:
         """Copy the saved weights back into `model` (which must have the same architecture)."""
         import torch

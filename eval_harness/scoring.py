@@ -5,7 +5,9 @@ Every backend returns, per mode, an (n, 4) float64 array whose argmax (ties to t
 * `cloze`: sum of the log-probs of the continuation " {choice}" after "Question: {question}\\nAnswer:";
 * `cloze_norm`: `cloze` divided by the choice's length in characters (lm-eval's `acc_norm` divides by
   `len(choice)` of `doc_to_choice`, without the target delimiter " ");
-* `letter`: log-softmax over the four log-probs of " A" … " D" after the lettered question (renormalised).
+* `letter`: log-softmax over the four log-probs of " A" … " D" after the lettered question (renormalised);
+* `open`: no options shown; the model's greedy short answer to "Question: {question}\nAnswer:" (its first line). The
+  backend returns the answer texts (an (n,) object array); openended.py matches them to the choices and the KG.
 
 Strings are encoded exactly as lm-eval's `hf` backend does (`_encode_pair`: trailing spaces of the context move to the
 continuation; the context is encoded alone and the continuation is what the whole string adds after the context's
@@ -28,7 +30,11 @@ from knowledgesmith.builder.errors import KsUserError
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+# Modes that score the four choices: (n, 4) arrays, a distribution over the choices once softmaxed (KL needs that).
 SCORING_MODES = ("cloze", "cloze_norm", "letter")
+# The open-ended mode returns the generated answers; openended.py turns them into per-choice match scores.
+OPEN_MODE = "open"
+MODES = (*SCORING_MODES, OPEN_MODE)
 BACKENDS = ("hf", "vllm")
 N_CHOICES = 4
 PROMPTS_FILE = Path(__file__).with_name("prompts.yaml")
@@ -42,8 +48,9 @@ class Scorer(Protocol):
     """What every backend offers: per-mode (n, 4) scores for n questions and their four choices."""
 
     def score(self, questions: Sequence[str], choices: Sequence[Sequence[str]], modes: Sequence[str], *,
-              hidden_states: bool = False) -> dict[str, np.ndarray]:
-        """Scores per mode in `modes`; with `hidden_states`, also "hidden": (n, n_layers, d) float32."""
+              hidden_states: bool | Sequence[int] = False) -> dict[str, np.ndarray]:
+        """Scores per mode in `modes` ("open": the (n,) answer texts); with `hidden_states`, also "hidden":
+        (n, n_layers, d) float32 — for every row when True, for the listed rows only when a sequence of indices."""
         ...
 
 
@@ -57,6 +64,8 @@ class Prompts:
     letter_continuations: tuple[str, ...]
     cloze_context: str
     cloze_continuation: str
+    open_context: str
+    open_max_new_tokens: int
 
     def letter(self, question: str, choices: Sequence[str]) -> str:
         a, b, c, d = choices
@@ -68,6 +77,9 @@ class Prompts:
     def cloze_choice(self, choice: str) -> str:
         return self.cloze_continuation.format(choice=choice)
 
+    def open(self, question: str) -> str:
+        return self.open_context.format(question=question)
+
 
 @functools.cache
 def load_prompts(path: Path = PROMPTS_FILE) -> Prompts:
@@ -75,14 +87,15 @@ def load_prompts(path: Path = PROMPTS_FILE) -> Prompts:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     return Prompts(letter_context=data["letter"]["context"],
                    letter_continuations=tuple(data["letter"]["continuations"]),
-                   cloze_context=data["cloze"]["context"], cloze_continuation=data["cloze"]["continuation"])
+                   cloze_context=data["cloze"]["context"], cloze_continuation=data["cloze"]["continuation"],
+                   open_context=data["open"]["context"], open_max_new_tokens=int(data["open"]["max_new_tokens"]))
 
 
 def check_inputs(questions: Sequence[str], choices: Sequence[Sequence[str]], modes: Sequence[str]) -> None:
     """Raise ScoringError for unknown modes or rows that are not 4-way."""
-    unknown = [m for m in modes if m not in SCORING_MODES]
+    unknown = [m for m in modes if m not in MODES]
     if unknown:
-        raise ScoringError(f"unknown scoring mode {unknown[0]!r} (choose from {', '.join(SCORING_MODES)})")
+        raise ScoringError(f"unknown scoring mode {unknown[0]!r} (choose from {', '.join(MODES)})")
     if len(questions) != len(choices):
         raise ScoringError(f"{len(questions)} questions but {len(choices)} choice lists")
     for i, row in enumerate(choices):
@@ -171,6 +184,14 @@ class _Loglikelihoods:
 
 
 @dataclass
+class _HiddenStates:
+    """The items whose last-context hidden states are kept, and those kept so far (item → (n_layers, d))."""
+
+    wanted: set[int]
+    values: dict[int, np.ndarray]
+
+
+@dataclass
 class _Tree:
     """Sequences that share a prefix, packed into one row: the prefix once, then each distinct remainder.
 
@@ -255,36 +276,79 @@ class HfScorer:
         self.pad_id = next(t for t in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if t is not None)
 
     def score(self, questions: Sequence[str], choices: Sequence[Sequence[str]], modes: Sequence[str], *,
-              hidden_states: bool = False) -> dict[str, np.ndarray]:
-        """Per-mode (n, 4) scores; with `hidden_states`, "hidden" is the last context token's output of every layer
-        (n, n_layers, d), float32, taken from the cloze context when a cloze mode is asked for, else the letter one."""
+              hidden_states: bool | Sequence[int] = False) -> dict[str, np.ndarray]:
+        """Per-mode (n, 4) scores ("open": the (n,) answer texts); with `hidden_states`, "hidden" is the last context
+        token's output of every layer, float32, taken from the cloze context when a cloze mode is asked for, else the
+        letter one: (n, n_layers, d) for True, (len(rows), n_layers, d) for a sequence of row indices — drift
+        analyses keep a fixed probe subset from the same pass that scores everything, not a second pass."""
         check_inputs(questions, choices, modes)
         uq, uc, inverse = dedupe(questions, choices)
+        hidden_rows = _hidden_rows(hidden_states, len(questions))
+        wanted = None if hidden_rows is None else set(inverse[hidden_rows].tolist())
         out: dict[str, np.ndarray] = {}
         want_cloze = any(m in modes for m in ("cloze", "cloze_norm"))
+        hidden_from_letter = wanted is not None and not want_cloze and "letter" in modes
         if want_cloze:
             contexts = [self.prompts.cloze(q) for q in uq]
             conts = [[self.prompts.cloze_choice(c) for c in row] for row in uc]
-            ll = self._loglikelihoods(contexts, conts, group_by=contexts, want_hidden=hidden_states)
+            ll = self._loglikelihoods(contexts, conts, group_by=contexts, want_hidden=wanted)
             if "cloze" in modes:
                 out["cloze"] = ll.values[inverse]
             if "cloze_norm" in modes:
                 out["cloze_norm"] = (ll.values / cloze_lengths(uc))[inverse]
-            if hidden_states:
-                out["hidden"] = ll.hidden[inverse]
+            if wanted is not None:
+                out["hidden"] = ll.hidden[inverse[hidden_rows]]
         if "letter" in modes:
             contexts = [self.prompts.letter(q, c) for q, c in zip(uq, uc, strict=True)]
             conts = [list(self.prompts.letter_continuations)] * len(uq)
             # Rows of one question share the question's tokens: one tree per question.
-            ll = self._loglikelihoods(contexts, conts, group_by=uq, want_hidden=hidden_states and not want_cloze,
-                                      single_token=True)
+            ll = self._loglikelihoods(contexts, conts, group_by=uq,
+                                      want_hidden=wanted if hidden_from_letter else None, single_token=True)
             out["letter"] = renormalise(ll.values)[inverse]
-            if hidden_states and not want_cloze:
-                out["hidden"] = ll.hidden[inverse]
+            if hidden_from_letter:
+                out["hidden"] = ll.hidden[inverse[hidden_rows]]
+        if OPEN_MODE in modes:
+            out[OPEN_MODE] = self.generate_answers(questions)
+        if wanted is not None and "hidden" not in out:
+            raise ScoringError("hidden states come from a cloze or letter pass; add one of those modes")
         return out
 
+    def generate_answers(self, questions: Sequence[str]) -> np.ndarray:
+        """Greedy answers to the open prompt of each question ((n,) object array of str), each question once."""
+        import torch
+
+        unique = list(dict.fromkeys(questions))
+        encoded = self.encoder.encode([self.prompts.open(q).rstrip() for q in unique])
+        order = sorted(range(len(unique)), key=lambda i: -len(encoded[i]))
+        answers: dict[str, str] = {}
+        bar = _progress(len(unique), self.progress)
+        device = self.model.device
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            width = max(len(encoded[i]) for i in batch)
+            # Left padding: every prompt ends at the same column, where generation continues.
+            ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, i in enumerate(batch):
+                ids[row, width - len(encoded[i]):] = encoded[i]
+                mask[row, width - len(encoded[i]):] = 1
+            with torch.inference_mode():
+                generated = self.model.generate(
+                    input_ids=torch.from_numpy(ids).to(device), attention_mask=torch.from_numpy(mask).to(device),
+                    max_new_tokens=self.prompts.open_max_new_tokens, do_sample=False, num_beams=1,
+                    pad_token_id=self.pad_id, eos_token_id=self.tokenizer.eos_token_id)
+            for row, i in enumerate(batch):
+                text = self.tokenizer.decode(generated[row, width:].tolist(), skip_special_tokens=True)
+                answers[unique[i]] = first_line(text)
+            if bar is not None:
+                bar.update(len(batch))
+        if bar is not None:
+            bar.close()
+        return np.array([answers[q] for q in questions], dtype=object)
+
     def _loglikelihoods(self, contexts: list[str], continuations: list[list[str]], group_by: Sequence[str],
-                        want_hidden: bool, single_token: bool = False) -> _Loglikelihoods:
+                        want_hidden: set[int] | None, single_token: bool = False) -> _Loglikelihoods:
+        """Log-likelihoods of every (context, continuation); hidden states for the contexts in `want_hidden`."""
         ctx_ids, cont_ids = self.encoder.encode_groups(contexts, continuations)
         if single_token:
             for conts in cont_ids:
@@ -307,10 +371,12 @@ class HfScorer:
                  for members in groups.values()]
         trees.sort(key=lambda t: -len(t.tokens))  # longest first: a batch too large for memory fails at once
         sums = np.zeros(len(items), dtype=np.float64)
-        hidden: dict[int, np.ndarray] = {}
+        hidden = None
+        if want_hidden is not None:
+            hidden = _HiddenStates({item_of[ctx_ids[i], cont_ids[i][0]] for i in want_hidden}, {})
         bar = _progress(len(items), self.progress)
         for batch in self._batches(trees):
-            self._forward(batch, sums, hidden if want_hidden else None)
+            self._forward(batch, sums, hidden)
             if bar is not None:
                 bar.update(sum(len(t.items) for t in batch))
         if bar is not None:
@@ -318,9 +384,11 @@ class HfScorer:
         values = np.array([[sums[item_of[ctx, c]] for c in conts] for ctx, conts in zip(ctx_ids, cont_ids,
                                                                                            strict=True)])
         stacked = None
-        if want_hidden:
-            stacked = np.stack([hidden[item_of[ctx, conts[0]]] for ctx, conts in zip(ctx_ids, cont_ids,
-                                                                                      strict=True)])
+        if hidden is not None:
+            # Contexts not asked for get no array; their rows are never read (the caller indexes the wanted rows).
+            template = next(iter(hidden.values.values()), None)
+            stacked = np.stack([hidden.values.get(item_of[ctx, conts[0]], template) for ctx, conts in
+                                zip(ctx_ids, cont_ids, strict=True)]) if template is not None else None
         return _Loglikelihoods(values, stacked)
 
     def _batches(self, trees: list[_Tree]) -> list[list[_Tree]]:
@@ -336,7 +404,7 @@ class HfScorer:
             used += len(tree.items)
         return batches
 
-    def _forward(self, trees: list[_Tree], sums: np.ndarray, hidden: dict[int, np.ndarray] | None) -> None:
+    def _forward(self, trees: list[_Tree], sums: np.ndarray, hidden: _HiddenStates | None) -> None:
         """One forward pass over packed trees: add each item's log-prob to `sums`, its hidden state to `hidden`."""
         import torch
 
@@ -381,7 +449,23 @@ class HfScorer:
                 layers = torch.stack(out.hidden_states[1:], dim=2)  # (n, width, n_layers, d)
                 for b, tree in enumerate(trees):
                     for item, pos in zip(tree.items, tree.context_end, strict=True):
-                        hidden[item] = layers[b, pos].float().cpu().numpy()
+                        if item in hidden.wanted:
+                            hidden.values[item] = layers[b, pos].float().cpu().numpy()
+
+
+def _hidden_rows(hidden_states: bool | Sequence[int], n: int) -> np.ndarray | None:
+    """Row indices whose hidden states are wanted (None: none)."""
+    if isinstance(hidden_states, bool):
+        return np.arange(n) if hidden_states else None
+    rows = np.asarray(list(hidden_states), dtype=np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= n):
+        raise ScoringError(f"hidden-state rows out of range for {n} questions")
+    return rows
+
+
+def first_line(text: str) -> str:
+    """A generated answer up to its first line break, stripped: the model's short answer, not what it rambles on to."""
+    return text.strip().split("\n", 1)[0].strip()
 
 
 def _progress(total: int, enabled: bool) -> Any:

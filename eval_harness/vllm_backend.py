@@ -7,7 +7,10 @@ log-prob of the prompt's own token at each position, normalised over the full vo
   them (PairEncoder, shared with the hf backend); the score is the sum over the continuation's positions;
 * letter: one prompt per (question, letter), the lettered context + the letter's token; the score is the letter's
   log-prob, renormalised over A–D. Top-k sampling log-probs (`logprobs=20`) would miss letters outside the top k;
-  prompt log-probs never do.
+  prompt log-probs never do;
+* open: one prompt per distinct question (the open prompt, no options), generated greedily
+  (`SamplingParams(temperature=0, max_tokens=open.max_new_tokens)`); the answer is the generated text's first line,
+  as in the hf backend.
 
 vLLM's automatic prefix caching reads each context once for its four continuations. Prompts are sent as token ids
 (`{"prompt_token_ids": [...]}`), so vLLM's own tokenisation never enters and the two backends see the same tokens.
@@ -29,11 +32,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from knowledgesmith.eval_harness.scoring import (
+    OPEN_MODE,
     PairEncoder,
     ScoringError,
     check_inputs,
     cloze_lengths,
     dedupe,
+    first_line,
     load_prompts,
     renormalise,
 )
@@ -100,7 +105,8 @@ class VllmScorer:
 
     def score(self, questions: Sequence[str], choices: Sequence[Sequence[str]], modes: Sequence[str], *,
               hidden_states: bool = False) -> dict[str, np.ndarray]:
-        """Per-mode (n, 4) scores, as HfScorer.score; vLLM exposes no hidden states, so `hidden_states` is refused."""
+        """Per-mode (n, 4) scores ("open": the (n,) answers), as HfScorer.score; vLLM exposes no hidden states, so
+        `hidden_states` is refused."""
         if hidden_states:
             raise ScoringError("the vllm backend returns no hidden states; use --backend hf for CKA")
         check_inputs(questions, choices, modes)
@@ -119,7 +125,18 @@ class VllmScorer:
             letters = list(self.prompts.letter_continuations)
             letter = self._continuation_logprobs(contexts, [letters] * len(uq), single_token=True)
             out["letter"] = renormalise(letter)[inverse]
+        if OPEN_MODE in modes:
+            out[OPEN_MODE] = self.generate_answers(questions)
         return out
+
+    def generate_answers(self, questions: Sequence[str]) -> np.ndarray:
+        """Greedy answers to the open prompt of each question ((n,) object array of str), each question once."""
+        unique = list(dict.fromkeys(questions))
+        encoded = self.encoder.encode([self.prompts.open(q).rstrip() for q in unique])
+        params = self.vllm.SamplingParams(max_tokens=self.prompts.open_max_new_tokens, temperature=0.0)
+        outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in encoded], params, use_tqdm=self.progress)
+        answers = {q: first_line(output.outputs[0].text) for q, output in zip(unique, outputs, strict=True)}
+        return np.array([answers[q] for q in questions], dtype=object)
 
     def _continuation_logprobs(self, contexts: list[str], continuations: list[list[str]],
                                single_token: bool = False) -> np.ndarray:

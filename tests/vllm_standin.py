@@ -138,12 +138,22 @@ class LLM:
             if params.prompt_logprobs is not None:
                 prompt_lps = [None] + [self._top(logprobs[pos - 1], ids[pos], params.prompt_logprobs)
                                        for pos in range(1, len(ids))]
+            # Greedy decoding (the only sampling the backend asks for: temperature 0), up to max_tokens or EOS.
             last = logprobs[-1]
-            token = int(last.argmax())
-            sample_lps = [self._top(last, token, params.logprobs)] if params.logprobs is not None else None
-            text_out = self._tok.decode([token]) if params.detokenize else ""
+            tokens, sample_lps, cumulative = [], [], 0.0
+            for _ in range(params.max_tokens or 1):
+                token = int(last.argmax())
+                tokens.append(token)
+                cumulative += float(last[token])
+                if params.logprobs is not None:
+                    sample_lps.append(self._top(last, token, params.logprobs))
+                if token == self._tok.eos_token_id or len(tokens) == (params.max_tokens or 1):
+                    break
+                last = self._logprobs(tuple(ids + tokens))[-1]
+            text_out = self._tok.decode(tokens, skip_special_tokens=True) if params.detokenize else ""
             outputs.append(RequestOutput(str(i), text, ids, prompt_lps,
-                                         [CompletionOutput(0, text_out, [token], float(last[token]), sample_lps)]))
+                                         [CompletionOutput(0, text_out, tokens, cumulative,
+                                                           sample_lps if params.logprobs is not None else None)]))
         return outputs
 
     def _top(self, row: torch.Tensor, token: int, k: int) -> dict[int, Logprob]:
