@@ -182,3 +182,13 @@ def test_smollm2_sweep_of_an_editor_and_an_unlearner_produces_a_report(mini_buil
     assert_self_contained(page)
     check = browser_check(page, tmp_path)
     assert check["broken"] == 0 and check["images"] >= 6 and check["empty"] == 0
+
+
+def test_drift_off_runs_a_trained_method(mini_build_dir: Path, tiny_lm_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code = ks_eval_main([str(a) for a in (
+        "--model", tiny_lm_dir, "--data", mini_build_dir, "--level", "leaf", "--k", "1", "--method", "ga",
+        "--set", "max_steps=1", "--modes", "cloze", "--drift-probes", "0", "--out", out, "--quiet")])
+    assert code == 0
+    drift = json.loads((out / "metrics.json").read_text()).get("drift") or {}
+    assert not drift.get("kl") or all(not v for v in drift["kl"].values())
