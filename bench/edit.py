@@ -61,7 +61,7 @@ def main() -> None:
     editor.prepare_statistics(texts, name, progress=True)
     editor.prepare_projectors()
     print(f"key statistics ({name}; {len(texts)} texts): {time.perf_counter() - started:.1f} s (cached afterwards)")
-    prefixes = editor._prefixes()
+    prefixes = editor._contexts()
 
     started = time.perf_counter()
     editor.target_vectors(requests, prefixes)

@@ -200,3 +200,12 @@ def test_excluding_texts_from_c0_equals_computing_it_without_them(tiny_lm_dir: P
     for layer in (0, 1):
         assert torch.allclose(editor.moments[layer], expected[layer], rtol=1e-4, atol=1e-6)
         assert 0 < editor.kept[layer] < editor._key_width(layer)
+
+
+def test_rewrite_prompt_in_a_prefix_or_a_frame_keeps_the_subject_offset() -> None:
+    from knowledgesmith.eval_harness.methods.alphaedit import LocateThenEditor
+
+    text, end = LocateThenEditor._filled("The capital of {} is", "Spain", "Some text. ")
+    assert text == "Some text. The capital of Spain is" and text[:end].endswith("Spain")
+    text, end = LocateThenEditor._filled("The capital of {} is", "Spain", "Well. Question: {prompt}\nAnswer:")
+    assert text == "Well. Question: The capital of Spain is\nAnswer:" and text[:end].endswith("Spain")

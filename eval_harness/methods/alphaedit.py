@@ -264,14 +264,30 @@ class LocateThenEditor:
             prefixes.append(f"{text}. " if text else "")
         return prefixes
 
+    def _contexts(self) -> list[str]:
+        """Where the rewrite prompt is placed for the target vectors and the keys: every sampled prefix within every
+        `rewrite_frames` entry (the bare prompt first: its row gives h at the fact token)."""
+        frames = [str(f) for f in self.settings.get("rewrite_frames") or ["{prompt}"]]
+        if frames[0] != "{prompt}":
+            frames = ["{prompt}", *[f for f in frames if f != "{prompt}"]]
+        for frame in frames:
+            if "{prompt}" not in frame:
+                raise MethodError(f"rewrite_frames entry {frame!r} does not contain {{prompt}}")
+        prefixes = self._prefixes()
+        return [prefix + frame for frame in frames for prefix in prefixes]
+
     @staticmethod
-    def _filled(prompt: str, subject: str, prefix: str) -> tuple[str, int]:
-        """prefix + prompt with the subject filled in, and the character offset where the subject ends."""
+    def _filled(prompt: str, subject: str, context: str) -> tuple[str, int]:
+        """The prompt with the subject filled in, placed in a context; and the character offset where the subject ends.
+
+        A context is a prefix ("Some sampled text. ") or a frame around the prompt ("Question: {prompt}\nAnswer:").
+        """
         if "{}" not in prompt:
             raise MethodError(f"prompt {prompt!r} does not mark the subject with {{}}")
         before, after = prompt.split("{}", 1)
-        text = prefix + before + subject + after
-        return text, len(prefix) + len(before) + len(subject)
+        outer_before, outer_after = context.split("{prompt}", 1) if "{prompt}" in context else (context, "")
+        text = outer_before + before + subject + after + outer_after
+        return text, len(outer_before) + len(before) + len(subject)
 
     def _encode(self, texts_and_ends: list[tuple[str, int]]) -> Any:
         texts = [t for t, _ in texts_and_ends]
@@ -436,7 +452,7 @@ class _LocateThenEdit(Intervention):
         if settings.get("corpus_exclude_edited", True):
             editor.exclude_texts(edited_fact_texts(probes, set(texts)), progress=progress)
         editor.prepare_projectors()
-        prefixes = editor._prefixes()
+        prefixes = editor._contexts()
         size = int(settings["edit_batch_size"])
         for start in range(0, len(requests), size):
             batch = editor.edit_batch(requests[start: start + size], prefixes)
