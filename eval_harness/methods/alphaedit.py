@@ -39,16 +39,18 @@ def stats_cache_root() -> Path:
 
 
 def corpus_texts(setting: str, samples: int, seed: int, benchmark_mcq: pl.DataFrame | None,
-                 probes: pl.DataFrame) -> tuple[list[str], str]:
+                 probes: pl.DataFrame, frames: list[str] | None = None) -> tuple[list[str], str]:
     """Texts whose MLP keys define C₀, and a name for the report.
 
-    `kg` (the offline default): the benchmark's own verbalised facts — every MCQ question with its gold answer.
+    `kg` (the offline default): the benchmark's own verbalised facts — every MCQ question with its gold answer, in
+    each of `frames` (`corpus_frames`; e.g. the scoring frame too, so that C₀ holds the keys the model sees when it
+    is asked).
     A path: a local text file, one document per non-empty line. Otherwise a `datasets` id with a `text` column.
     """
     if setting == "kg":
         frame = benchmark_mcq if benchmark_mcq is not None else probes
-        texts = sorted(set(_verbalised(frame)))
-        name = "kg: verbalised facts of the benchmark (question + gold answer)"
+        texts = sorted(set(_verbalised(frame, frames)))
+        name = f"kg: verbalised facts of the benchmark (question + gold answer; frames {frames or [PLAIN_FRAME]})"
     elif Path(setting).is_file():
         texts = [line.strip() for line in Path(setting).read_text(encoding="utf-8").splitlines() if line.strip()]
         name = f"file: {setting}"
@@ -66,18 +68,21 @@ def corpus_texts(setting: str, samples: int, seed: int, benchmark_mcq: pl.DataFr
     return texts[:samples], name
 
 
-def _verbalised(frame: pl.DataFrame) -> list[str]:
-    """Question + gold answer per row: the form in which the `kg` corpus states a fact."""
-    return [f"{q} {choices[answer]}"
+PLAIN_FRAME = "{question} {answer}"
+
+
+def _verbalised(frame: pl.DataFrame, frames: list[str] | None = None) -> list[str]:
+    """Question + gold answer per row and frame: the forms in which the `kg` corpus states a fact."""
+    return [f.format(question=q, answer=choices[answer]) for f in (frames or [PLAIN_FRAME])
             for q, choices, answer in zip(frame["question"], frame["choices"], frame["answer"], strict=True)]
 
 
-def edited_fact_texts(probes: pl.DataFrame, corpus: set[str]) -> list[str]:
+def edited_fact_texts(probes: pl.DataFrame, corpus: set[str], frames: list[str] | None = None) -> list[str]:
     """The corpus texts that state what the edit changes: its Q+ probes (direct, reverse, multi-hop …) with the
     pre-edit answer. Q− probes stay in C₀: they are what the edit must preserve."""
     if "role" not in probes.columns:
         return []
-    return sorted(set(_verbalised(probes.filter(pl.col("role") == "q_plus"))) & corpus)
+    return sorted(set(_verbalised(probes.filter(pl.col("role") == "q_plus"), frames)) & corpus)
 
 
 def _weights_fingerprint(arch: Architecture, model: Any, layers: list[int]) -> str:
@@ -445,12 +450,13 @@ class _LocateThenEdit(Intervention):
     def apply(self, model: Any, tokenizer: Any, requests: list[EditRequest], probes: pl.DataFrame,
               settings: dict[str, Any]) -> Any:
         editor = LocateThenEditor(model, tokenizer, settings, project=self.project)
+        frames = [str(f) for f in settings.get("corpus_frames") or [PLAIN_FRAME]]
         texts, name = corpus_texts(str(settings["corpus"]), int(settings["corpus_samples"]),
-                                   int(settings.get("seed", 0)), self.benchmark_mcq, probes)
+                                   int(settings.get("seed", 0)), self.benchmark_mcq, probes, frames)
         progress = bool(settings.get("progress", False))
         editor.prepare_statistics(texts, name, progress=progress)
         if settings.get("corpus_exclude_edited", True):
-            editor.exclude_texts(edited_fact_texts(probes, set(texts)), progress=progress)
+            editor.exclude_texts(edited_fact_texts(probes, set(texts), frames), progress=progress)
         editor.prepare_projectors()
         prefixes = editor._contexts()
         size = int(settings["edit_batch_size"])
