@@ -64,12 +64,33 @@ class Architecture:
         return f"{self.layers_path}.{index}.{self.mlp_out_path}"
 
 
-def architecture_of(model: Any) -> Architecture:
+def _from_module_pattern(model: Any, family: str, pattern: str) -> Architecture:
+    """An architecture from a `--module` pattern such as "model.layers.{}.mlp.down_proj" ({} marks the layer)."""
+    if pattern.count("{}") != 1 or not pattern.startswith(tuple("abcdefghijklmnopqrstuvwxyz_")) \
+            or ".{}." not in pattern:
+        raise ArchitectureError(f"--module {pattern!r}: expected a path with one {{}} for the layer index, "
+                                "e.g. model.layers.{}.mlp.down_proj")
+    layers_path, mlp_out_path = pattern.split(".{}.", 1)
+    try:
+        first = _walk(_walk(model, layers_path)[0], mlp_out_path)
+    except (AttributeError, IndexError, TypeError) as err:
+        raise ArchitectureError(f"--module {pattern!r}: not found on the model ({err})") from None
+    conv1d = type(first).__name__ == "Conv1D"  # GPT-2-style layers store the weight transposed
+    return Architecture(family or "custom", layers_path, mlp_out_path, "", "", conv1d)
+
+
+def architecture_of(model: Any, module: str | None = None) -> Architecture:
+    """The architecture of a loaded model: from architectures.yaml by `config.model_type`, or from `module` (a
+    `--module` pattern), which also serves families the table does not know."""
     family = getattr(getattr(model, "config", None), "model_type", None)
+    if module:
+        return _from_module_pattern(model, family or "", module)
     entry = _table().get(family or "")
     if entry is None:
-        raise ArchitectureError(f"model family {family!r} is not supported by the editing methods yet "
-                                f"(known: {', '.join(supported_families())}; add it to architectures.yaml)")
+        raise ArchitectureError(f"model family {family!r} is not in architectures.yaml "
+                                f"(known: {', '.join(supported_families())}): name the edited projection with "
+                                "--module PATH (e.g. --module 'model.layers.{}.mlp.down_proj', {} = layer) and the "
+                                "layers with --layers 4,5,6")
     arch = Architecture(family, entry["layers"], entry["mlp_out"], entry["embed"], entry["final_norm"],
                         bool(entry.get("conv1d", False)))
     try:

@@ -62,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--augment-model", dest="overrides", action="append", metavar="NAME",
                         type=lambda name: "relearn.augment_model='" + name.replace("'", "''") + "'",
                         help="the model --augment-endpoint serves (required with it)")
+    # --layers / --module: `--set layers=[…]` / `--set module='…'` spelled out, for locate-then-edit methods on a
+    # model family that architectures.yaml does not know (or to edit other layers than the family's default).
+    parser.add_argument("--layers", dest="overrides", action="append", metavar="L1,L2,…",
+                        type=lambda layers: f"layers=[{layers}]",
+                        help="decoder layers AlphaEdit/MEMIT edit, e.g. 4,5,6,7,8 (negative counts from the top)")
+    parser.add_argument("--module", dest="overrides", action="append", metavar="PATH",
+                        type=lambda path: "module='" + path.replace("'", "''") + "'",
+                        help="the edited projection as a path with {} for the layer, e.g. "
+                             "'model.layers.{}.mlp.down_proj' (needed for families not in architectures.yaml)")
     parser.add_argument("--drift-probes", type=int, default=256,
                         help="rows of the fixed probe set for KL and CKA (default: 256; 0 turns drift off)")
     parser.add_argument("--geometry-rank", type=int, default=16,

@@ -209,3 +209,27 @@ def test_rewrite_prompt_in_a_prefix_or_a_frame_keeps_the_subject_offset() -> Non
     assert text == "Some text. The capital of Spain is" and text[:end].endswith("Spain")
     text, end = LocateThenEditor._filled("The capital of {} is", "Spain", "Well. Question: {prompt}\nAnswer:")
     assert text == "Well. Question: The capital of Spain is\nAnswer:" and text[:end].endswith("Spain")
+
+
+def test_gpt_neox_is_known_and_an_unknown_family_names_the_flags_that_make_it_work() -> None:
+    from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM, OPTConfig, OPTForCausalLM
+
+    from knowledgesmith.eval_harness.architectures import ArchitectureError, architecture_of
+
+    neox = GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2,
+                                            num_attention_heads=4, intermediate_size=64))
+    arch = architecture_of(neox)
+    assert arch.mlp_out(neox, 1) is neox.gpt_neox.layers[1].mlp.dense_4h_to_h
+    opt = OPTForCausalLM(OPTConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, ffn_dim=64,
+                                   num_attention_heads=4, word_embed_proj_dim=32))
+    with pytest.raises(ArchitectureError, match="--module PATH .* --layers"):
+        architecture_of(opt)
+    custom = architecture_of(opt, "model.decoder.layers.{}.fc2")
+    assert custom.mlp_out(opt, 0) is opt.model.decoder.layers[0].fc2 and not custom.conv1d
+    assert custom.mlp_out_name(1) == "model.decoder.layers.1.fc2"
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=32, n_layer=2, n_head=4))
+    assert architecture_of(gpt2, "transformer.h.{}.mlp.c_proj").conv1d  # Conv1D detected from the module
+    with pytest.raises(ArchitectureError, match="not found"):
+        architecture_of(opt, "model.decoder.layers.{}.nothing")
+    with pytest.raises(ArchitectureError, match="one \\{\\}"):
+        architecture_of(opt, "model.decoder.layers.fc2")

@@ -141,3 +141,19 @@ def test_killed_run_resumes(mini_build_dir: Path, tiny_lm_dir: Path, tmp_path: P
     clean = tmp_path / "clean"
     subprocess.run(command[:-1] + [str(clean)], check=True, capture_output=True)
     assert pl.read_parquet(out / "predictions.parquet").equals(pl.read_parquet(clean / "predictions.parquet"))
+
+
+def test_layers_and_module_flags_reach_the_editor(mini_build_dir: Path, tiny_lm_dir: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    code, _, err = run_eval(capsys, "--model", tiny_lm_dir, "--data", mini_build_dir, "--level", "leaf", "--k", "1",
+                       "--method", "memit", "--layers", "1", "--module", "model.layers.{}.mlp.down_proj",
+                       "--set", "v_num_grad_steps=2", "--set", "num_prefixes=0", "--set", "corpus_samples=50",
+                       "--modes", "cloze", "--drift-probes", "0", "--out", out, "--quiet")
+    assert code == 0, err
+    settings = json.loads((out / "config.json").read_text())["method"]["settings"]
+    assert settings["layers"] == [1] and settings["module"] == "model.layers.{}.mlp.down_proj"
+    assert json.loads((out / "reports" / "k=1.json").read_text())["layers"] == [1]
+    code, _, err = run_eval(capsys, "--model", tiny_lm_dir, "--data", mini_build_dir, "--level", "leaf", "--k", "1",
+                       "--method", "memit", "--module", "model.layers.nothing", "--out", tmp_path / "bad", "--quiet")
+    assert code == 2 and "--module" in err and "Traceback" not in err

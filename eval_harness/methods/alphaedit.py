@@ -157,7 +157,7 @@ class LocateThenEditor:
         import torch
 
         self.model, self.tokenizer, self.settings, self.project = model, tokenizer, settings, project
-        self.arch = architecture_of(model)
+        self.arch = architecture_of(model, settings.get("module"))
         count = self.arch.num_layers(model)
         self.layers = sorted(int(layer) % count for layer in settings["layers"])
         self.device = next(model.parameters()).device

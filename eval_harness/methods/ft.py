@@ -25,7 +25,7 @@ class ConstrainedFineTuning(Intervention):
               settings: dict[str, Any]) -> Any:
         import torch
 
-        arch = architecture_of(model)
+        arch = architecture_of(model, settings.get("module"))
         layer = int(settings["layer"])
         weight = arch.mlp_out(model, layer).weight
         base = weight.detach().clone()
