@@ -59,7 +59,6 @@ def lfs_pointer(oid: str, size: int) -> bytes:
     return f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n".encode()
 
 
-@dataclass(frozen=True)
 class _QuietServer(ThreadingHTTPServer):
     """A client that leaves mid-request makes the handler fail on a closed socket, possibly after its test ended;
     socketserver would print that traceback to stderr, where a later test capturing stderr would read it."""
@@ -71,6 +70,7 @@ class _QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+@dataclass(frozen=True)
 class Blob:
     data: bytes | None = None  # a regular file's content
     lfs_oid: str | None = None  # an LFS file's sha256 (content in FakeHub.objects)
