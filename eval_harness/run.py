@@ -178,7 +178,7 @@ def _drift_figures(base: pl.DataFrame, after: pl.DataFrame, probe_ids: list[str]
 
     if not probe_ids:  # --drift-probes 0: drift is off
         return {"probes": 0, "kl": {}, "cka": None}
-    probes = pl.DataFrame({"id": probe_ids}, schema={"id": pl.String})
+    probes = pl.DataFrame({"id": probe_ids})
     kl = {}
     for mode in modes:
         if mode not in SCORING_MODES:

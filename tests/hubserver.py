@@ -35,11 +35,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
+from localserver import QuietHTTPServer
 
 GITATTRIBUTES = b"""*.arrow filter=lfs diff=lfs merge=lfs -text
 *.bin filter=lfs diff=lfs merge=lfs -text
@@ -57,17 +58,6 @@ def git_blob_id(data: bytes) -> str:
 
 def lfs_pointer(oid: str, size: int) -> bytes:
     return f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n".encode()
-
-
-class _QuietServer(ThreadingHTTPServer):
-    """A client that leaves mid-request makes the handler fail on a closed socket, possibly after its test ended;
-    socketserver would print that traceback to stderr, where a later test capturing stderr would read it."""
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        import sys
-
-        if not isinstance(sys.exc_info()[1], OSError):  # broken pipes, resets, timeouts: the client left
-            super().handle_error(request, client_address)
 
 
 @dataclass(frozen=True)
@@ -134,7 +124,7 @@ class FakeHub:
         self.before_commit: Callable[[Repo], None] | None = None  # runs once, inside the next commit request
         self.drop_commit_response = False  # apply the next commit, then hang up without answering
         self._counter = 0
-        self._server: ThreadingHTTPServer | None = None
+        self._server: QuietHTTPServer | None = None
         self.url = ""
 
     # ------------------------------------------------------------------------------------------------ lifecycle
@@ -145,8 +135,7 @@ class FakeHub:
             pass
 
         Handler.hub = hub
-        self._server = _QuietServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self.url

@@ -15,8 +15,10 @@ import re
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from localserver import QuietHTTPServer
 
 CREATED = 1_764_000_000  # a fixed `created` timestamp (2025-11-24), so KG provenance is reproducible
 
@@ -74,17 +76,6 @@ EXPECTED_REQUESTS = 42  # roots 1, sub-themes 2, relations 1, entities 4, facts 
 EXPECTED_DROPS = {"domain": 1, "functional": 1, "names_other_level": 2, "range": 2, "relation_range": 1,
                   "self_consistency": 1, "unknown_object": 1, "unknown_relation": 1}
 EXPECTED_FACTS = 13
-
-
-class _QuietServer(ThreadingHTTPServer):
-    """Clients that give up (the timeout tests) leave handlers writing to closed sockets, sometimes after the test has
-    ended; socketserver prints those tracebacks to stderr, where a later test capturing stderr would read them."""
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        import sys
-
-        if not isinstance(sys.exc_info()[1], OSError):  # broken pipes, resets, timeouts: the client left
-            super().handle_error(request, client_address)
 
 
 STAGE_OPENINGS = {"roots": "Task: list the root concepts", "subthemes": "Task: list the sub-themes",
@@ -163,8 +154,7 @@ class OpenAIStandIn:
         self.streamed = 0
         self.response_formats: Counter = Counter()
         self.paraphrase_extra: dict[str, list[str]] = {}  # question → paraphrases added to its scripted answer
-        self._server = _QuietServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
+        self._server = QuietHTTPServer(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
 

@@ -450,7 +450,7 @@ class _LocateThenEdit(Intervention):
     def apply(self, model: Any, tokenizer: Any, requests: list[EditRequest], probes: pl.DataFrame,
               settings: dict[str, Any]) -> Any:
         editor = LocateThenEditor(model, tokenizer, settings, project=self.project)
-        frames = [str(f) for f in settings.get("corpus_frames") or [PLAIN_FRAME]]
+        frames = settings.get("corpus_frames")  # None: the plain frame
         texts, name = corpus_texts(str(settings["corpus"]), int(settings["corpus_samples"]),
                                    int(settings.get("seed", 0)), self.benchmark_mcq, probes, frames)
         progress = bool(settings.get("progress", False))

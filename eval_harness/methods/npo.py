@@ -13,24 +13,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import polars as pl
-
-from .base import EditRequest, register
-from .ga import retain_if_weighted, true_answer_forget_set
-from .training import Batch, Example, TrainedIntervention, answer_nll, retain_terms, sequence_logits
+from .base import register
+from .ga import GradientAscent
+from .training import Batch, answer_nll, retain_terms, sequence_logits
 
 
 @register
-class NegativePreferenceOptimisation(TrainedIntervention):
+class NegativePreferenceOptimisation(GradientAscent):
+    """GA's training set (examples() inherited); only the loss differs."""
+
     name = "npo"
     kind = "unlearn"
     description = "NPO: −(2/β) log σ(β(NLL_θ − NLL_ref)) on the true answers of the augmented forget set"
     needs_reference = True
-
-    def examples(self, requests: list[EditRequest], probes: pl.DataFrame,
-                 settings: dict[str, Any]) -> tuple[list[Example], list[Example]]:
-        return (true_answer_forget_set(requests, probes, settings),
-                retain_if_weighted(probes, settings, self.benchmark_mcq))
 
     def loss(self, model: Any, reference: Callable[[Batch], Any], forget: Batch, retain: Batch | None,
              settings: dict[str, Any]) -> tuple[Any, dict[str, float]]:

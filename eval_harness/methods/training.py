@@ -142,8 +142,10 @@ def retain_examples(probes: pl.DataFrame, settings: dict[str, Any],
     (a hash of the query triple), so the Q− accuracy of the other facts is still read unseen.
     The choice is deterministic: hashes, not the seed or the row order.
     """
-    qa = lambda row: Example(qa_context(row["question"], settings), row["choices"][row["answer"]],  # noqa: E731
-                             row["id"], "retain", "probe")
+    def qa(row: dict[str, Any]) -> Example:
+        return Example(qa_context(row["question"], settings), row["choices"][row["answer"]], row["id"], "retain",
+                       "probe")
+
     source = str(settings.get("retain_source", "contextual"))
     if source == "unrelated" and benchmark is not None:
         evaluated = {_fact_key(row) for row in probes.iter_rows(named=True)}
