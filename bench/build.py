@@ -16,7 +16,9 @@ each in a fresh process so that peak RSS (`ru_maxrss`) is its own:
   `PARQUET_OPTIONS`; only the write is timed).
 
 Prints seconds, rows/s, the ratio build ÷ floor, CPU seconds and peak RSS (goals on 2 cores: ≤ 3× the floor, ≤ 20 s,
-≤ 2 GB), and with `--rss-rows` the build again at smaller sizes, to show whether RSS grows with the number of rows.
+≤ 2 GB), and, to show whether RSS grows with the number of rows: with `--rss-rows` the build again on smaller KGs
+sized for fewer rows, and with `--rss-max-k` the same KG built again with fewer requests (fewer rows, same KG — the
+cleaner test, since a smaller KG also has a smaller index).
 Wall times assume an otherwise idle machine; the load average is printed before and after.
 
 Requests are capped at `--max-k` per domain and level. With one domain, ~1M rows need ~37,000 leaf requests (27 rows
@@ -25,7 +27,8 @@ per request at 947451d, 9 before its probes.yaml), so the default is one domain 
 `--max-k`). `--domains N` (0: as many as `--max-k` needs) instead builds N synthetic domains one after another in the
 same process.
 
-Usage: python bench/build.py [--rows 1000000] [--repeat 1] [--rss-rows 250000] [--max-k 200000] [--domains 1]
+Usage: python bench/build.py [--rows 1000000] [--repeat 1] [--rss-rows 250000] [--rss-max-k 10000,20000]
+                             [--max-k 200000] [--domains 1]
        python bench/build.py --profile [--rows 100000]   (cProfile of build_benchmark in one process)
 """
 
@@ -239,8 +242,9 @@ def profile_benchmark(kg_path: str, max_k: int, top: int) -> None:
     bench = build_benchmark(kg, "synth0", max_k=max_k, **extra)
     profiler.disable()
     seconds = time.perf_counter() - started
-    print(f"build_benchmark: {bench.mcq.num_rows:,} MCQ rows in {seconds:.1f} s under cProfile "
-          f"({bench.mcq.num_rows / seconds:,.0f} rows/s)")
+    rows = int(bench.report["mcq_rows"])
+    bench.close()
+    print(f"build_benchmark: {rows:,} MCQ rows in {seconds:.1f} s under cProfile ({rows / seconds:,.0f} rows/s)")
     stats = pstats.Stats(profiler, stream=sys.stdout).strip_dirs()
     stats.sort_stats("cumulative").print_stats(top)
     stats.sort_stats("tottime").print_stats(top)
@@ -293,6 +297,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per mode; the best time is reported")
     parser.add_argument("--rss-rows", type=str, default="250000",
                         help="comma-separated smaller row targets to build again for RSS against rows ('' for none)")
+    parser.add_argument("--rss-max-k", type=str, default="10000,20000",
+                        help="comma-separated smaller --max-k caps to build the same KG again, for RSS against rows at "
+                             "a fixed KG ('' for none)")
     parser.add_argument("--max-k", type=int, default=200_000, help="requests per domain and level (BuildConfig.max_k)")
     parser.add_argument("--domains", type=int, default=1, help="domains built one after another (0: as the cap needs)")
     parser.add_argument("--workers", type=int, default=0,
@@ -356,22 +363,31 @@ def main() -> None:
             points = []
             for target in sorted(sizes):
                 small_paths, _ = make_kgs(tmp / f"kg-{target}", target, args)
-                points.append((target, _run_child("build", json.dumps(small_paths), str(tmp / f"out-{target}"),
-                                                  str(args.max_k), str(args.workers))))
-            points.append((args.rows, build))
-            print(f"\nRSS against rows (KiB/row: RSS added per row added):\n{'target rows':>11} {'rows':>10} "
-                  f"{'seconds':>8} {'rows/s':>9} {'CPU s':>8} {'peak RSS MiB':>13} {'worker RSS MiB':>15} "
-                  f"{'KiB/row':>8}")
-            previous: dict[str, Any] | None = None
-            for target, r in points:
-                marginal = ""
-                if previous is not None and r["rows"] != previous["rows"]:
-                    added_kib = (r["peak_rss_mib"] - previous["peak_rss_mib"]) * 1024
-                    marginal = f"{added_kib / (r['rows'] - previous['rows']):.2f}"
-                print(f"{target:11,} {r['rows']:10,} {r['seconds']:8.2f} {r['rows'] / r['seconds']:9,.0f} "
-                      f"{r['cpu_seconds']:8.1f} {_rss_cells(r)} {marginal:>8}")
-                previous = r
+                points.append((f"{target:,}", _run_child("build", json.dumps(small_paths), str(tmp / f"out-{target}"),
+                                                         str(args.max_k), str(args.workers))))
+            points.append((f"{args.rows:,}", build))
+            _print_rss_table("RSS against rows, KG sized for the rows", "target rows", points)
+        caps = [int(x) for x in args.rss_max_k.split(",") if x.strip()]
+        if caps:
+            points = [(f"{cap:,}", _run_child("build", json.dumps(paths), str(tmp / f"out-k{cap}"), str(cap),
+                                              str(args.workers))) for cap in sorted(caps)]
+            points.append((f"{args.max_k:,}", build))
+            _print_rss_table("RSS against rows on the same KG, requests capped by --max-k", "max k", points)
         print(_load())
+
+
+def _print_rss_table(title: str, first: str, points: list[tuple[str, dict[str, Any]]]) -> None:
+    print(f"\n{title} (KiB/row: RSS added per row added):\n{first:>11} {'rows':>10} {'seconds':>8} {'rows/s':>9} "
+          f"{'CPU s':>8} {'peak RSS MiB':>13} {'worker RSS MiB':>15} {'KiB/row':>8}")
+    previous: dict[str, Any] | None = None
+    for label, r in points:
+        marginal = ""
+        if previous is not None and r["rows"] != previous["rows"]:
+            added_kib = (r["peak_rss_mib"] - previous["peak_rss_mib"]) * 1024
+            marginal = f"{added_kib / (r['rows'] - previous['rows']):.2f}"
+        print(f"{label:>11} {r['rows']:10,} {r['seconds']:8.2f} {r['rows'] / r['seconds']:9,.0f} "
+              f"{r['cpu_seconds']:8.1f} {_rss_cells(r)} {marginal:>8}")
+        previous = r
 
 
 def _builder_revision() -> str:

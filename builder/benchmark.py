@@ -1,4 +1,11 @@
-"""The benchmark stage: hierarchy-tagged KG tables in, requests and verified 4-way MCQ rows out."""
+"""The benchmark stage: hierarchy-tagged KG tables in, requests and verified 4-way MCQ rows out.
+
+Rows are drafted request by request, in row-id order (requests sorted by id, a request's rows sorted by id), and
+spilled to Arrow IPC files as they are made — by one process, or by `workers` forked processes over contiguous
+ranges of that order. Gold letters depend only on a row's position in id order, so `Benchmark.finished_batches`
+streams the files back with their letters fixed, and the shards are written from that stream: memory holds the KG,
+its index and one chunk of rows, whatever the number of rows.
+"""
 
 from __future__ import annotations
 
@@ -11,40 +18,67 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from tqdm import tqdm
 
 from .graph import KnowledgeGraph
 from .hierarchy import LEVELS
 from .kgindex import KgIndex
-from .mcq import MCQ_SCHEMA, DraftRow, draft_row, draft_table, finish_rows
+from .mcq import MCQ_SCHEMA, DraftRow, draft_row, draft_table, finish_batch
 from .probes import ProbeBuilder
 from .requests import K_VALUES, Request, build_requests, requests_table
 from .templates import PROBE_TYPES, TemplateLibrary
 
-SHARD_ROWS = 250_000
-DRAFT_CHUNK = 500  # requests whose drafts become one Arrow table
+DRAFT_CHUNK = 500  # requests whose rows become one record batch of a spill file
+
+
+@dataclass
+class DraftCounts:
+    """What one partition drafted: rows per (level, probe type) and probes skipped, by reason."""
+
+    rows: Counter[tuple[str, str]] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def __iadd__(self, other: DraftCounts) -> DraftCounts:
+        self.rows += other.rows
+        self.skipped += other.skipped
+        return self
 
 
 @dataclass
 class Benchmark:
+    """Requests, the report, and the MCQ rows as spill files in id order (read back by `finished_batches`; call
+    `close` to remove them)."""
+
     requests: pa.Table
-    mcq: pa.Table
-    report: dict[str, object] = field(default_factory=dict)
+    report: dict[str, object]
+    rows_per_level: dict[str, int]
+    seed: int
+    draft_files: list[Path]
+    _spill: tempfile.TemporaryDirectory | None = None
 
-    def mcq_shards(self) -> Iterator[tuple[str, pa.Table]]:
-        """(`<level>-NNNNN-of-NNNNN`, rows), each level's rows in id order, at most SHARD_ROWS per shard; one level is
-        copied out at a time, so that writing the shards holds one level beside the rows."""
-        for level in LEVELS:
-            rows = self.mcq.filter(pc.equal(self.mcq["level"], level))
-            if rows.num_rows == 0:
-                continue
-            count = -(-rows.num_rows // SHARD_ROWS)
-            for i in range(count):
-                yield f"{level}-{i:05d}-of-{count:05d}", rows.slice(i * SHARD_ROWS, SHARD_ROWS)
+    def finished_batches(self) -> Iterator[pa.Table]:
+        """The MCQ rows in id order, a chunk at a time, with gold letters fixed (`mcq.finish_batch`); the letter
+        histogram goes into `report["letters"]` once the stream is read to its end."""
+        position = 0
+        letters: Counter[str] = Counter()
+        for path in self.draft_files:
+            with pa.OSFile(str(path), "rb") as source:  # read, not memory-mapped: a chunk's pages are freed with it
+                reader = pa.ipc.open_file(source)
+                for i in range(reader.num_record_batches):
+                    batch = pa.Table.from_batches([reader.get_batch(i)])
+                    table, counted = finish_batch(batch, position, self.seed)
+                    position += table.num_rows
+                    letters += counted
+                    yield table
+        self.report["letters"] = {letter: letters.get(letter, 0) for letter in "ABCD"}
+
+    def close(self) -> None:
+        if self._spill is not None:
+            self._spill.cleanup()
+            self._spill = None
 
 
-_FORKED: tuple[ProbeBuilder, list[Request], int, Path] | None = None
+_FORKED: tuple[ProbeBuilder, list[Request], int, list[tuple[int, int]], list[Path]] | None = None
 
 
 def _partitions(n: int, workers: int) -> list[tuple[int, int]]:
@@ -54,39 +88,37 @@ def _partitions(n: int, workers: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def _draft_requests(probes: ProbeBuilder, requests: list[Request], seed: int,
-                    bar: tqdm | None = None) -> tuple[list[pa.Table], Counter[str]]:
-    """Draft rows request by request, turned into Arrow columns every DRAFT_CHUNK requests (so that RSS holds columns,
-    not Python objects)."""
-    tables: list[pa.Table] = []
+def _draft_to_file(probes: ProbeBuilder, requests: list[Request], seed: int, path: Path,
+                   bar: tqdm | None = None) -> DraftCounts:
+    """Draft the rows of `requests` (given in id order) into an Arrow IPC file, a record batch per DRAFT_CHUNK
+    requests, each request's rows sorted by id — so the file is in row-id order."""
+    counts = DraftCounts()
     drafts: list[DraftRow] = []
-    skipped: Counter[str] = Counter()
-    for i, request in enumerate(requests, 1):
-        for spec in probes.probes(request):
-            result = draft_row(probes.index, spec, request, seed)
-            if isinstance(result, str):
-                skipped[f"{spec.probe_type}: {result}"] += 1
-            else:
-                drafts.append(result)
-        if i % DRAFT_CHUNK == 0 or i == len(requests):
-            tables.append(draft_table(drafts, probes.index, seed))
-            drafts = []
-        if bar is not None:
-            bar.update(1)
-    return tables, skipped
-
-
-def _draft_partition(bounds: tuple[int, int]) -> tuple[str, Counter[str]]:
-    """A worker's drafts go to an Arrow IPC file that the parent maps, instead of through a pipe as a pickle (which
-    the parent would hold twice, as bytes and as tables)."""
-    assert _FORKED is not None
-    probes, requests, seed, spill = _FORKED
-    tables, skipped = _draft_requests(probes, requests[bounds[0]:bounds[1]], seed)
-    path = spill / f"drafts-{bounds[0]:09d}.arrow"
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, MCQ_SCHEMA) as writer:
-        for table in tables:
-            writer.write_table(table)
-    return str(path), skipped
+        for i, request in enumerate(requests, 1):
+            rows: list[DraftRow] = []
+            for spec in probes.probes(request):
+                result = draft_row(probes.index, spec, request, seed)
+                if isinstance(result, str):
+                    counts.skipped[f"{spec.probe_type}: {result}"] += 1
+                else:
+                    rows.append(result)
+                    counts.rows[(request.level, spec.probe_type)] += 1
+            rows.sort(key=lambda draft: draft.spec.probe_id)  # "contextual/10" sorts before "contextual/2"
+            drafts += rows
+            if i % DRAFT_CHUNK == 0 or i == len(requests):
+                writer.write_table(draft_table(drafts, probes.index, seed))
+                drafts = []
+            if bar is not None:
+                bar.update(1)
+    return counts
+
+
+def _draft_partition(part: int) -> DraftCounts:
+    assert _FORKED is not None
+    probes, requests, seed, parts, paths = _FORKED
+    start, end = parts[part]
+    return _draft_to_file(probes, requests[start:end], seed, paths[part])
 
 
 def build_benchmark(kg: KnowledgeGraph, domain: str, *, seed: int = 0, templates_dir: Path | None = None,
@@ -97,41 +129,42 @@ def build_benchmark(kg: KnowledgeGraph, domain: str, *, seed: int = 0, templates
     templates = TemplateLibrary(templates_dir)
     requests, request_report = build_requests(index, templates, domain, seed, max_k)
     probes = ProbeBuilder(index, templates, seed)
-    drafts: list[pa.Table] = []
-    skipped: Counter[str] = Counter()
-    parts = _partitions(len(requests), workers)
+    # Row ids are "<request id>/<probe type>/<number>": sorting requests by "<request id>/" puts their rows in id order.
+    in_id_order = sorted(requests, key=lambda q: q.request_id + "/")
+    parts = _partitions(len(in_id_order), workers)
+    spill = tempfile.TemporaryDirectory(prefix="ks-drafts-")
+    paths = [Path(spill.name) / f"drafts-{start:09d}.arrow" for start, _end in parts]
+    counts = DraftCounts()
     bar = tqdm(total=len(requests), desc="probes", unit="request", disable=None if progress else True, leave=False)
-    if len(parts) == 1:
-        part_drafts, part_skipped = _draft_requests(probes, requests, seed, bar)
-        drafts, skipped = part_drafts, part_skipped
-    else:
-        global _FORKED  # read by the forked workers, which inherit it instead of pickling the index
-        spill = tempfile.TemporaryDirectory(prefix="ks-drafts-")
-        _FORKED = (probes, requests, seed, Path(spill.name))
-        try:
-            context = multiprocessing.get_context("fork")
-            with concurrent.futures.ProcessPoolExecutor(len(parts), mp_context=context) as pool:
-                for (start, end), (path, part_skipped) in zip(parts, pool.map(_draft_partition, parts), strict=True):
-                    drafts.append(pa.ipc.open_file(pa.memory_map(path)).read_all())  # file-backed pages
-                    skipped += part_skipped
-                    bar.update(end - start)
-        finally:
-            _FORKED = None
-    bar.close()
     try:
-        mcq, letters = finish_rows(drafts, seed)
+        if len(parts) == 1:
+            counts += _draft_to_file(probes, in_id_order, seed, paths[0], bar)
+        else:
+            global _FORKED  # read by the forked workers, which inherit it instead of pickling the index
+            _FORKED = (probes, in_id_order, seed, parts, paths)
+            try:
+                context = multiprocessing.get_context("fork")
+                with concurrent.futures.ProcessPoolExecutor(len(parts), mp_context=context) as pool:
+                    for (start, end), part_counts in zip(parts, pool.map(_draft_partition, range(len(parts))),
+                                                         strict=True):
+                        counts += part_counts
+                        bar.update(end - start)
+            finally:
+                _FORKED = None
+    except BaseException:
+        spill.cleanup()
+        raise
     finally:
-        if len(parts) > 1:
-            spill.cleanup()
-    counts = {(row["level"], row["probe_type"]): row["count_all"]
-              for row in mcq.group_by(["level", "probe_type"]).aggregate([([], "count_all")]).to_pylist()}
+        bar.close()
     report = {
         "requests_per_level": request_report,
-        "mcq_rows": mcq.num_rows,
-        "mcq_per_level_and_probe_type": {level: {p: counts.get((level, p), 0) for p in PROBE_TYPES}
+        "mcq_rows": sum(counts.rows.values()),
+        "mcq_per_level_and_probe_type": {level: {p: counts.rows.get((level, p), 0) for p in PROBE_TYPES}
                                          for level in LEVELS},
-        "letters": {letter: letters.get(letter, 0) for letter in "ABCD"},
-        "probes_skipped": dict(sorted(skipped.items())),
+        "letters": {},  # filled in by Benchmark.finished_batches
+        "probes_skipped": dict(sorted(counts.skipped.items())),
         "templates_sha256": templates.sha256(),
     }
-    return Benchmark(requests=requests_table(requests), mcq=mcq, report=report)
+    rows_per_level = {level: sum(counts.rows.get((level, p), 0) for p in PROBE_TYPES) for level in LEVELS}
+    return Benchmark(requests=requests_table(requests), report=report, rows_per_level=rows_per_level, seed=seed,
+                     draft_files=paths, _spill=spill)

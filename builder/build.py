@@ -12,12 +12,13 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import __version__
@@ -26,10 +27,10 @@ from .benchmark import build_benchmark
 from .errors import KsUserError
 from .formats import KgFormat, describe, detect_format, read_head
 from .graph import GraphAccumulator, KnowledgeGraph
-from .mcq import MCQ_SCHEMA
 from .readers import read_kg_file
 from .verify import verify_folder
 
+SHARD_ROWS = 250_000  # MCQ rows per shard file
 PARQUET_OPTIONS = {"compression": "zstd", "row_group_size": 50_000, "use_dictionary": True,
                    "write_statistics": True}
 
@@ -128,9 +129,11 @@ def run_build(config: BuildConfig) -> dict[str, object]:
         for name, table in tables:
             files[f"{name}.parquet"] = write_parquet(table, staging / f"{name}.parquet")
         if benchmark is not None:
-            for name, shard in benchmark.mcq_shards():
-                files[f"mcq/{name}.parquet"] = write_parquet(shard, staging / "mcq" / f"{name}.parquet")
-            benchmark.mcq = MCQ_SCHEMA.empty_table()  # the verifier reads the shards back: no second copy in memory
+            try:
+                files.update(write_mcq_shards(benchmark.finished_batches(), benchmark.rows_per_level,
+                                              staging / "mcq"))
+            finally:
+                benchmark.close()
         manifest = _manifest(config, domain, kg, inputs, files)
         if benchmark is not None:
             manifest["templates_sha256"] = benchmark.report.pop("templates_sha256")
@@ -149,6 +152,86 @@ def write_parquet(table: pa.Table, path: Path) -> dict[str, object]:
     pq.write_table(table, tmp, **PARQUET_OPTIONS)
     tmp.rename(path)
     return {"rows": table.num_rows, "sha256": _sha256(path)}
+
+
+def write_mcq_shards(batches: Iterator[pa.Table], rows_per_level: dict[str, int],
+                     folder: Path) -> dict[str, dict[str, object]]:
+    """Stream MCQ rows (id order, levels mixed) into `<level>-NNNNN-of-NNNNN.parquet` shards of SHARD_ROWS rows,
+    one level's rows in id order per file, written a row group at a time; returns sha256 and rows per file."""
+    writers = {level: _ShardWriter(folder, level, rows) for level, rows in rows_per_level.items() if rows}
+    try:
+        for table in batches:
+            levels = table["level"]
+            for level, writer in writers.items():
+                rows = table.filter(pc.equal(levels, level))
+                if rows.num_rows:
+                    writer.add(rows)
+        files: dict[str, dict[str, object]] = {}
+        for writer in writers.values():
+            files.update(writer.close())
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
+    return files
+
+
+class _ShardWriter:
+    """One level's shards: rows are buffered up to a row group, row groups go into the open shard (under a
+    temporary name until it is complete), SHARD_ROWS rows to a shard — the same files `write_parquet` would write
+    for each shard's rows in one table."""
+
+    def __init__(self, folder: Path, level: str, total_rows: int) -> None:
+        self.folder, self.level, self.total = folder, level, total_rows
+        self.count = -(-total_rows // SHARD_ROWS)
+        self.group_rows = int(PARQUET_OPTIONS["row_group_size"])
+        self.options = {k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}
+        self.buffer: list[pa.Table] = []
+        self.buffered = self.written = self.in_shard = 0
+        self.shard = 0
+        self.writer: pq.ParquetWriter | None = None
+        self.tmp: Path | None = None
+        self.files: dict[str, dict[str, object]] = {}
+
+    def _name(self) -> str:
+        return f"{self.level}-{self.shard:05d}-of-{self.count:05d}.parquet"
+
+    def add(self, rows: pa.Table) -> None:
+        self.buffer.append(rows)
+        self.buffered += rows.num_rows
+        while self.buffered >= min(self.group_rows, SHARD_ROWS - self.in_shard):
+            self._flush(min(self.group_rows, SHARD_ROWS - self.in_shard))
+
+    def _flush(self, n: int) -> None:
+        table = pa.concat_tables(self.buffer)
+        group, rest = table.slice(0, n), table.slice(n)
+        self.buffer, self.buffered = ([rest] if rest.num_rows else []), rest.num_rows
+        if self.writer is None:
+            self.tmp = self.folder / f".{self._name()}.tmp"
+            self.writer = pq.ParquetWriter(self.tmp, group.schema, **self.options)
+        self.writer.write_table(group.combine_chunks(), row_group_size=n)
+        self.in_shard += n
+        self.written += n
+        if self.in_shard == SHARD_ROWS or self.written == self.total:
+            self.writer.close()
+            assert self.tmp is not None
+            final = self.folder / self._name()
+            self.tmp.rename(final)
+            self.files[f"mcq/{final.name}"] = {"rows": self.in_shard, "sha256": _sha256(final)}
+            self.writer, self.tmp, self.in_shard = None, None, 0
+            self.shard += 1
+
+    def close(self) -> dict[str, dict[str, object]]:
+        if self.buffered:
+            self._flush(self.buffered)
+        if self.written != self.total:
+            raise RuntimeError(f"{self.level}: {self.written} MCQ rows written, {self.total} drafted")
+        return self.files
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
 
 def _manifest(config: BuildConfig, domain: str, kg: KnowledgeGraph, inputs: list[InputFile],

@@ -4,7 +4,7 @@ Options are the gold, the node expected after the edit where the probe has one, 
 (the closest kind first, then any wider pools the probe names) that the KG does not make true for the question, drawn
 lazily by a seeded stream; no two options read alike (rapidfuzz ratio below 90 between every pair of labels and
 aliases). A probe with fewer than three valid distractors is skipped and
-counted, never padded. Gold letters are assigned after all rows exist, in row-id order, cycling through a seeded
+counted, never padded. Gold letters follow each row's position in row-id order, cycling through a seeded
 permutation of A–D per block of four rows, so each letter holds a quarter of the rows (±1 row).
 """
 
@@ -120,7 +120,7 @@ _POSITION_OF_SLOT = np.argsort(_SLOTS_FOR_GOLD, axis=1)  # [gold position, draft
 def draft_table(drafts: list[DraftRow], index: KgIndex, seed: int) -> pa.Table:
     """Drafts as MCQ rows before their letters are fixed (so that a partition of the build holds Arrow columns, not
     Python objects): options gold first, then the others in their seeded order; `answer` 0 and `target` the slot of
-    the target among the options (−1 for none) until `finish_rows` moves the gold to its letter."""
+    the target among the options (−1 for none) until `finish_batch` moves the gold to its letter."""
     columns: dict[str, list] = {name: [] for name in MCQ_SCHEMA.names}
     for draft in drafts:
         spec, request = draft.spec, draft.request
@@ -150,20 +150,20 @@ def draft_table(drafts: list[DraftRow], index: KgIndex, seed: int) -> pa.Table:
     return pa.table(columns, schema=MCQ_SCHEMA)
 
 
-def finish_rows(drafts: list[pa.Table], seed: int) -> tuple[pa.Table, Counter[str]]:
-    """Fix gold letters (balanced over the build: in row-id order, each block of four rows takes a seeded permutation
-    of A–D) and move each gold to its letter; return the rows sorted by id, and the letter histogram. Empties
-    `drafts`, so that its tables are freed as soon as they are copied."""
-    table = pa.concat_tables(drafts) if drafts else MCQ_SCHEMA.empty_table()
-    drafts.clear()
-    table = table.take(pc.sort_indices(table, [("id", "ascending")]))  # byte order = code-point order for UTF-8
+def finish_batch(table: pa.Table, start: int, seed: int) -> tuple[pa.Table, Counter[str]]:
+    """Fix the gold letters of rows at positions `start`, `start` + 1, … of the build's id order and move each gold
+    to its letter. Letters are balanced over the build: each block of four consecutive rows takes a seeded permutation
+    of A–D, so a row's letter depends only on its position and the seed. Returns the rows and their letter
+    histogram."""
     n = table.num_rows
-    gold = np.empty(n, dtype=np.int64)
-    block = list(range(N_OPTIONS))
-    for start in range(0, n, N_OPTIONS):
-        block[:] = range(N_OPTIONS)
-        SeededStream(seed, "letters", str(start // N_OPTIONS)).shuffle(block)
-        gold[start:start + N_OPTIONS] = block[:min(N_OPTIONS, n - start)]
+    first_block = start // N_OPTIONS
+    blocks = []
+    for block_number in range(first_block, (start + n - 1) // N_OPTIONS + 1 if n else first_block):
+        block = list(range(N_OPTIONS))
+        SeededStream(seed, "letters", str(block_number)).shuffle(block)
+        blocks += block
+    skip = start - first_block * N_OPTIONS
+    gold = np.array(blocks[skip:skip + n], dtype=np.int64)
     take = (np.arange(n, dtype=np.int64)[:, None] * N_OPTIONS + _SLOTS_FOR_GOLD[gold]).ravel()
     offsets = pa.array(np.arange(0, N_OPTIONS * n + 1, N_OPTIONS, dtype=np.int32))
     slot = table["target"].to_numpy()
