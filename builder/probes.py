@@ -124,6 +124,7 @@ class ProbeBuilder:
         self.seed = seed
         self.counts = templates.probe_counts
         self.subjects_with_facts = sorted(index.facts_by_subject)
+        self._objects_of: dict[str, frozenset[str]] = {}  # node → objects of its single-valued facts
         self.subjects_by_branch: dict[str, list[str]] = {}
         for node in self.subjects_with_facts:
             branch = index.nodes[node].branch
@@ -280,8 +281,14 @@ class ProbeBuilder:
 
     def _facts_of(self, node: str, q: Request) -> list[tuple[str, str]]:
         """Facts of another subject that the request cannot touch and that have a single answer."""
-        touched = (q.subject_id, q.target_true_id, q.target_new_id)
-        return [(r, o) for r, o in self.index.single_valued_facts(node) if o not in touched]
+        facts = self.index.single_valued_facts(node)
+        objects = self._objects_of.get(node)
+        if objects is None:
+            objects = self._objects_of[node] = frozenset(o for _r, o in facts)
+        if q.subject_id in objects or q.target_true_id in objects or q.target_new_id in objects:
+            touched = (q.subject_id, q.target_true_id, q.target_new_id)
+            return [(r, o) for r, o in facts if o not in touched]
+        return facts  # the memoised list itself: callers only read it
 
     def _stratum_fact(self, q: Request, stratum: str, purpose: str = "contextual") -> tuple[str, str, str, int] | None:
         """A fact of another subject: a sibling (same parent), a node of the same branch, or of another branch.

@@ -18,6 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 from minikg import M, R, build_mini, m, mcq_rows
 
+from knowledgesmith.builder.verify import verify_folder
+
 REQUEST = "req-d1fdb0134947a5b288950a60"  # Italy's currency: euro → Swiss franc
 EUROPEAN_COUNTRY_KIND_OF = "req-904d0f81e2128081b29d143e/direct/0"  # "European country is a kind of which …?"
 SPAIN_USES_EURO = "ddf4528ec87512142b7380f8"  # triple id of (Spain, currency, euro)
@@ -251,3 +253,53 @@ def test_verify_of_a_folder_that_is_not_a_build_is_a_one_line_error(tmp_path: Pa
 
     assert result.code == 2
     assert result.err == f"ks-build verify: error: {tmp_path}: not a KnowledgeSmith build: nodes.parquet is missing\n"
+
+
+def rename_node(folder: Path, node: str, label: str | None = None, aliases: list[str] | None = None) -> None:
+    """Give a node of the build another label (in nodes.parquet and in every choice text that shows it) or aliases."""
+    nodes = pq.read_table(folder / "nodes.parquet")
+    rows = nodes.to_pylist()
+    for row in rows:
+        if row["node_id"] == node:
+            old = row["label"]
+            row["label"] = label if label is not None else old
+            row["aliases"] = aliases if aliases is not None else row["aliases"]
+    pq.write_table(pa.Table.from_pylist(rows, schema=nodes.schema), folder / "nodes.parquet")
+    if label is None:
+        return
+    for shard in sorted((folder / "mcq").glob("*.parquet")):
+        table = pq.read_table(shard)
+        rows = table.to_pylist()
+        for row in rows:
+            row["choices"] = [label if c == node else t for c, t in zip(row["choice_ids"], row["choices"], strict=True)]
+        pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), shard, compression="zstd")
+
+
+def alike_failures(folder: Path) -> dict[str, str]:
+    report = verify_folder(folder)
+    failures = dict(report.failures)
+    assert failures and all(reason.endswith("read alike") for reason in failures.values())
+    return failures
+
+
+def test_options_whose_labels_read_alike_are_caught(copied: Path) -> None:
+    # "Swiss francs" reads like "Swiss franc" (rapidfuzz ratio 96): every row offering both is named
+    rename_node(copied, m("SwedishKrona")[0], label="Swiss francs")
+    row = next(r for r in mcq_rows(copied) if r["id"] == f"{REQUEST}/direct/1")
+    franc, krona = row["choice_ids"].index(m("SwissFranc")[0]), row["choice_ids"].index(m("SwedishKrona")[0])
+
+    failures = alike_failures(copied)
+
+    first, second = sorted((franc, krona))
+    assert failures[f"{REQUEST}/direct/1"] == f"options {'ABCD'[first]} and {'ABCD'[second]} read alike"
+
+
+def test_options_whose_aliases_read_alike_are_caught(copied: Path) -> None:
+    rename_node(copied, m("SwedishKrona")[0], aliases=["swiss FRANCS"])
+    row = next(r for r in mcq_rows(copied) if r["id"] == f"{REQUEST}/direct/1")
+    franc, krona = row["choice_ids"].index(m("SwissFranc")[0]), row["choice_ids"].index(m("SwedishKrona")[0])
+
+    failures = alike_failures(copied)
+
+    first, second = sorted((franc, krona))
+    assert failures[f"{REQUEST}/direct/1"] == f"options {'ABCD'[first]} and {'ABCD'[second]} read alike"
