@@ -125,32 +125,38 @@ def draft_table(drafts: list[DraftRow], index: KgIndex, seed: int) -> pa.Table:
     """Drafts as MCQ rows before their letters are fixed (so that a partition of the build holds Arrow columns, not
     Python objects): options gold first, then the others in their seeded order; `answer` 0 and `target` the slot of
     the target among the options (−1 for none) until `finish_batch` moves the gold to its letter."""
-    columns: dict[str, list] = {name: [] for name in MCQ_SCHEMA.names}
+    specs = [draft.spec for draft in drafts]
+    requests = [draft.request for draft in drafts]
+    option_lists = []
     for draft in drafts:
-        spec, request = draft.spec, draft.request
         others = draft.options[1:]
-        SeededStream(seed, "order", spec.probe_id).shuffle(others)
-        options = [draft.options[0], *others]
-        columns["id"].append(spec.probe_id)
-        columns["domain"].append(request.domain)
-        columns["level"].append(request.level)
-        columns["branch_id"].append(request.branch_id)
-        columns["request_id"].append(request.request_id)
-        columns["probe_type"].append(spec.probe_type)
-        columns["role"].append(spec.role)
-        columns["question"].append(spec.question)
-        columns["choices"].append([index.nodes[node].label for node in options])
-        columns["answer"].append(0)
-        columns["target"].append(options.index(spec.target) if spec.target is not None else -1)
-        columns["choice_ids"].append(options)
-        columns["distance"].append(spec.distance)
-        columns["template_id"].append(spec.template_id)
-        columns["provenance"].append(draft.provenance)
-        columns["query_kind"].append(spec.query.kind)
-        columns["query_subject_id"].append(spec.query.subject_id)
-        columns["query_relation_id"].append(spec.query.relation_id)
-        columns["query_object_id"].append(spec.query.object_id)
-        columns["query_relation2_id"].append(spec.query.relation2_id)
+        SeededStream(seed, "order", draft.spec.probe_id).shuffle(others)
+        option_lists.append([draft.options[0], *others])
+    nodes = index.nodes
+    queries = [spec.query for spec in specs]
+    columns = {
+        "id": [spec.probe_id for spec in specs],
+        "domain": [request.domain for request in requests],
+        "level": [request.level for request in requests],
+        "branch_id": [request.branch_id for request in requests],
+        "request_id": [request.request_id for request in requests],
+        "probe_type": [spec.probe_type for spec in specs],
+        "role": [spec.role for spec in specs],
+        "question": [spec.question for spec in specs],
+        "choices": [[nodes[node].label for node in options] for options in option_lists],
+        "answer": [0] * len(drafts),
+        "target": [options.index(spec.target) if spec.target is not None else -1
+                   for spec, options in zip(specs, option_lists, strict=True)],
+        "choice_ids": option_lists,
+        "distance": [spec.distance for spec in specs],
+        "template_id": [spec.template_id for spec in specs],
+        "provenance": [draft.provenance for draft in drafts],
+        "query_kind": [query.kind for query in queries],
+        "query_subject_id": [query.subject_id for query in queries],
+        "query_relation_id": [query.relation_id for query in queries],
+        "query_object_id": [query.object_id for query in queries],
+        "query_relation2_id": [query.relation2_id for query in queries],
+    }
     return pa.table(columns, schema=MCQ_SCHEMA)
 
 

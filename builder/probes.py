@@ -97,10 +97,10 @@ class ProbeSpec:
     wider: list[list[str]] = field(default_factory=list)  # pools tried in turn while `pool` gives too few
     include: list[str] = field(default_factory=list)  # options that must be offered (the target)
     distance: int | None = None
+    probe_id: str = field(init=False)  # "<request id>/<probe type>/<number>", the row's id
 
-    @property
-    def probe_id(self) -> str:
-        return f"{self.request_id}/{self.probe_type}/{self.number}"
+    def __post_init__(self) -> None:
+        self.probe_id = f"{self.request_id}/{self.probe_type}/{self.number}"
 
 
 class SiblingsAndSelf:
