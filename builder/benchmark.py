@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -54,7 +55,7 @@ class Benchmark:
     rows_per_level: dict[str, int]
     seed: int
     draft_files: list[Path]
-    _spill: tempfile.TemporaryDirectory | None = None
+    spill_dir: Path | None = None  # removed by `close`
 
     def finished_batches(self) -> Iterator[pa.Table]:
         """The MCQ rows in id order, a chunk at a time, with gold letters fixed (`mcq.finish_batch`); the letter
@@ -73,9 +74,9 @@ class Benchmark:
         self.report["letters"] = {letter: letters.get(letter, 0) for letter in "ABCD"}
 
     def close(self) -> None:
-        if self._spill is not None:
-            self._spill.cleanup()
-            self._spill = None
+        if self.spill_dir is not None:
+            shutil.rmtree(self.spill_dir, ignore_errors=True)
+            self.spill_dir = None
 
 
 _FORKED: tuple[ProbeBuilder, list[Request], int, list[tuple[int, int]], list[Path]] | None = None
@@ -122,9 +123,12 @@ def _draft_partition(part: int) -> DraftCounts:
 
 
 def build_benchmark(kg: KnowledgeGraph, domain: str, *, seed: int = 0, templates_dir: Path | None = None,
-                    max_k: int = K_VALUES[-1], progress: bool = False, workers: int = 1) -> Benchmark:
+                    max_k: int = K_VALUES[-1], progress: bool = False, workers: int = 1,
+                    spill_dir: Path | None = None) -> Benchmark:
     """Requests, then probes and MCQ options per request — partitioned by request over `workers` processes. Every
-    random choice is keyed by ids, so the rows are the same whatever the number of workers."""
+    random choice is keyed by ids, so the rows are the same whatever the number of workers. The rows are spilled to
+    `spill_dir` (created; a new temporary folder when None), which `Benchmark.close` removes: the build puts it in
+    its staging folder, so that a killed build leaves nothing behind that the next build does not remove."""
     index = KgIndex.from_tables(kg.nodes, kg.triples, kg.relations)
     templates = TemplateLibrary(templates_dir)
     requests, request_report = build_requests(index, templates, domain, seed, max_k)
@@ -132,8 +136,11 @@ def build_benchmark(kg: KnowledgeGraph, domain: str, *, seed: int = 0, templates
     # Row ids are "<request id>/<probe type>/<number>": sorting requests by "<request id>/" puts their rows in id order.
     in_id_order = sorted(requests, key=lambda q: q.request_id + "/")
     parts = _partitions(len(in_id_order), workers)
-    spill = tempfile.TemporaryDirectory(prefix="ks-drafts-")
-    paths = [Path(spill.name) / f"drafts-{start:09d}.arrow" for start, _end in parts]
+    if spill_dir is None:
+        spill_dir = Path(tempfile.mkdtemp(prefix="ks-drafts-"))
+    else:
+        spill_dir.mkdir(parents=True)
+    paths = [spill_dir / f"drafts-{start:09d}.arrow" for start, _end in parts]
     counts = DraftCounts()
     bar = tqdm(total=len(requests), desc="probes", unit="request", disable=None if progress else True, leave=False)
     try:
@@ -152,7 +159,7 @@ def build_benchmark(kg: KnowledgeGraph, domain: str, *, seed: int = 0, templates
             finally:
                 _FORKED = None
     except BaseException:
-        spill.cleanup()
+        shutil.rmtree(spill_dir, ignore_errors=True)
         raise
     finally:
         bar.close()
@@ -167,4 +174,4 @@ def build_benchmark(kg: KnowledgeGraph, domain: str, *, seed: int = 0, templates
     }
     rows_per_level = {level: sum(counts.rows.get((level, p), 0) for p in PROBE_TYPES) for level in LEVELS}
     return Benchmark(requests=requests_table(requests), report=report, rows_per_level=rows_per_level, seed=seed,
-                     draft_files=paths, _spill=spill)
+                     draft_files=paths, spill_dir=spill_dir)

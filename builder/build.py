@@ -116,11 +116,12 @@ def run_build(config: BuildConfig) -> dict[str, object]:
     kg, inputs = ingest(config.kg_paths, fmt=config.format, languages=config.languages, domain=domain,
                         jsonld_contexts=config.jsonld_contexts, progress=config.progress)
     ingest_seconds = time.perf_counter() - started
-    benchmark = None
-    if config.mcq:
-        benchmark = build_benchmark(kg, domain, seed=config.seed, templates_dir=config.templates,
-                                    max_k=config.max_k, progress=config.progress, workers=config.workers)
     with atomic_directory(config.out) as staging:
+        benchmark = None
+        if config.mcq:
+            benchmark = build_benchmark(kg, domain, seed=config.seed, templates_dir=config.templates,
+                                        max_k=config.max_k, progress=config.progress, workers=config.workers,
+                                        spill_dir=staging / ".drafts")
         files = {}
         tables = [("nodes", kg.nodes), ("triples", kg.triples), ("relations", kg.relations)]
         if benchmark is not None:

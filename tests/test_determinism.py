@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -99,6 +100,26 @@ def test_a_build_killed_mid_way_leaves_no_output_and_a_rerun_gives_the_same_byte
     assert not out.exists()
     subprocess.run([*HIST_BUILD, "--out", str(out)], check=True)
     assert file_digests(out) == reference
+
+
+def test_a_build_killed_while_drafting_rows_leaves_nothing_once_rerun(
+        hist_reference: tuple[dict[str, str], float], tmp_path: Path) -> None:
+    # the rows spill to files inside the build's staging folder (not the system's temporary folder), which the next
+    # build removes with the rest of the killed build's staging
+    reference, _seconds = hist_reference
+    out, scratch = tmp_path / "out", tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    process = subprocess.Popen([*HIST_BUILD, "--out", str(out)], env=env)
+    while process.poll() is None and not any(tmp_path.glob(".out.tmp-*/.drafts/*.arrow")):
+        time.sleep(0.002)
+    _kill(process)
+
+    assert not out.exists()
+    subprocess.run([*HIST_BUILD, "--out", str(out)], check=True, env=env)
+    assert file_digests(out) == reference
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out", "tmp"]
+    assert not any(scratch.iterdir()) and not any(out.glob(".*"))
 
 
 def test_a_build_killed_while_writing_leaves_the_previous_build_untouched(tmp_path: Path) -> None:
