@@ -68,14 +68,17 @@ def reads_alike(index: KgIndex, a: str, b: str) -> bool:
 
 def reads_like_any(index: KgIndex, a: str, others: Sequence[str]) -> bool:
     """Does any label or alias of `a` read like any label or alias of one of `others` (rapidfuzz ratio ≥ 90,
-    case-folded)? Nodes mostly have one name, so this is a few direct calls of the C scorer, which returns 0 below
-    the cutoff."""
-    names = index.folded_names(a)
-    for b in others:
-        for other in index.folded_names(b):
-            for name in names:
-                if ratio(name, other, score_cutoff=SIMILAR):
-                    return True
+    case-folded)?"""
+    folded = index.folded
+    return _names_alike(folded[a], [name for b in others for name in folded[b]])
+
+
+def _names_alike(names: Sequence[str], others: Sequence[str]) -> bool:
+    """Nodes mostly have one name, so this is a few direct calls of the C scorer (which returns 0 below the cutoff)."""
+    for other in others:
+        for name in names:
+            if ratio(name, other, score_cutoff=SIMILAR):
+                return True
     return False
 
 
@@ -87,24 +90,29 @@ def draft_row(index: KgIndex, spec: ProbeSpec, request: Request, seed: int) -> D
     proof = spec.query.proof(index, spec.gold)
     if not proof:
         return "gold without a proof"
+    folded, nodes = index.folded, index.nodes
     options = [spec.gold]
+    option_names = list(folded[spec.gold])  # every name of every option so far
     for node in spec.include:
         if node in truths:
             return "target already true"
-        if reads_like_any(index, node, options):
+        if _names_alike(folded[node], option_names):
             return "target reads like another option"
         options.append(node)
+        option_names += folded[node]
     rng = SeededStream(seed, "distractors", spec.probe_id)
     chosen_ids = set(options)
+    subject = spec.query.subject_id
     for pool in (spec.pool, *spec.wider):
         # Drawn without replacement, so a pool holding exactly three valid distractors always yields them; drawn
         # lazily, so a probe costs the draws it uses, not DRAW_ATTEMPTS.
         for position in rng.positions(len(pool), DRAW_ATTEMPTS):
             candidate = pool[position]
-            if candidate in chosen_ids or candidate in truths or candidate == spec.query.subject_id \
-                    or not index.nodes[candidate].label or reads_like_any(index, candidate, options):
+            if candidate in chosen_ids or candidate in truths or candidate == subject \
+                    or not nodes[candidate].label or _names_alike(folded[candidate], option_names):
                 continue
             options.append(candidate)
+            option_names += folded[candidate]
             chosen_ids.add(candidate)
             if len(options) == N_OPTIONS:
                 break

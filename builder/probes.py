@@ -298,17 +298,20 @@ class ProbeBuilder:
         info = index.nodes[s]
         rng = SeededStream(self.seed, purpose, stratum, q.request_id)
         family = index.sibling_pool(s)
+        skip = -1  # ≥ 0: the position of s in the sibling pool, which draws from the pool without it
         if stratum == "sibling":
             at = bisect.bisect_left(family, s)
-            pool = family[:at] + family[at + 1:] if at < len(family) and family[at] == s else family
+            pool, skip = family, (at if at < len(family) and family[at] == s else -1)
             exclude: set[str] | frozenset[str] = frozenset()
         elif stratum == "branch":
             pool = self.subjects_by_branch.get(info.branch, []) if info.branch else []
             exclude = SiblingsAndSelf(family, s)
         else:
             pool, exclude = self.subjects_with_facts, {s}
-        for _ in range(min(len(pool), 24)):
-            other = pool[rng.below(len(pool))]
+        size = len(pool) - (skip >= 0)
+        for _ in range(min(size, 24)):
+            drawn = rng.below(size)
+            other = pool[drawn + 1 if 0 <= skip <= drawn else drawn]
             if other in exclude or (stratum == "other" and index.nodes[other].branch == info.branch):
                 continue
             facts = self._facts_of(other, q)

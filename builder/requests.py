@@ -119,12 +119,13 @@ class SeededStream:
     def positions(self, n: int, limit: int) -> Iterator[int]:
         """Up to `limit` distinct positions in [0, n), drawn one at a time as the caller asks for them (a caller that
         needs three good candidates usually stops after three or four draws)."""
-        if n <= 2 * limit:  # a small pool: a lazy Fisher–Yates over all its positions
-            order = list(range(n))
+        if n <= 2 * limit:  # a small pool: a lazy Fisher–Yates over all its positions, swaps kept in a dict
+            swapped: dict[int, int] = {}
             for i in range(min(limit, n)):
                 j = i + self.below(n - i)
-                order[i], order[j] = order[j], order[i]
-                yield order[i]
+                drawn = swapped.get(j, j)
+                swapped[j] = swapped.get(i, i)  # position i is never drawn from again
+                yield drawn
             return
         seen: set[int] = set()
         while len(seen) < limit:  # a large pool: redraw the rare repeat
