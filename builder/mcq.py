@@ -142,29 +142,21 @@ def draft_table(drafts: list[DraftRow], index: KgIndex, seed: int) -> pa.Table:
         option_lists.append([draft.options[0], *others])
     nodes = index.nodes
     queries = [spec.query for spec in specs]
-    columns = {
+    columns: dict[str, list] = {
         "id": [spec.probe_id for spec in specs],
-        "domain": [request.domain for request in requests],
-        "level": [request.level for request in requests],
-        "branch_id": [request.branch_id for request in requests],
-        "request_id": [request.request_id for request in requests],
-        "probe_type": [spec.probe_type for spec in specs],
-        "role": [spec.role for spec in specs],
-        "question": [spec.question for spec in specs],
         "choices": [[nodes[node].label for node in options] for options in option_lists],
         "answer": [0] * len(drafts),
         "target": [options.index(spec.target) if spec.target is not None else -1
                    for spec, options in zip(specs, option_lists, strict=True)],
         "choice_ids": option_lists,
-        "distance": [spec.distance for spec in specs],
-        "template_id": [spec.template_id for spec in specs],
         "provenance": [draft.provenance for draft in drafts],
-        "query_kind": [query.kind for query in queries],
-        "query_subject_id": [query.subject_id for query in queries],
-        "query_relation_id": [query.relation_id for query in queries],
-        "query_object_id": [query.object_id for query in queries],
-        "query_relation2_id": [query.relation2_id for query in queries],
     }
+    for name in ("domain", "level", "branch_id", "request_id"):
+        columns[name] = [getattr(request, name) for request in requests]
+    for name in ("probe_type", "role", "question", "distance", "template_id"):
+        columns[name] = [getattr(spec, name) for spec in specs]
+    for name in ("kind", "subject_id", "relation_id", "object_id", "relation2_id"):
+        columns[f"query_{name}"] = [getattr(query, name) for query in queries]
     return pa.table(columns, schema=MCQ_SCHEMA)
 
 
