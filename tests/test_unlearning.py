@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -304,3 +305,29 @@ def test_unrelated_retain_set_never_asks_about_an_evaluated_fact(selection: data
         assert row["probe_type"] == "direct" and row["request_id"] not in set(probes["request_id"])
         assert _fact_key(row) not in evaluated and row["query_subject_id"] not in forget_subjects
     assert retain_examples(probes.reverse(), settings, benchmark.reverse()) == retain  # order does not matter
+
+
+def test_retain_data_adds_another_builds_facts_about_entities_no_evaluated_question_names(
+        selection: data_mod.Selection, run_ks_build: Any, tmp_path: Path) -> None:
+    sample = tmp_path / "sample"
+    sample_kg = Path(__file__).resolve().parents[1] / "kg" / "sample.ttl"
+    assert run_ks_build("--kg", sample_kg, "--out", sample, "--max-k", "100", "--quiet").code == 0
+    probes = selection.mcq_for(10)
+    settings = {"retain_source": "unrelated", "retain_per_request": 10, "qa_format": "Question: {question}\nAnswer:"}
+    own = retain_examples(probes, settings, selection.mcq)
+    both = retain_examples(probes, {**settings, "retain_data": str(sample)}, selection.mcq)
+    assert set(own) < set(both) and len(both) > 2 * len(own)
+    other = data_mod.load_benchmark(sample)
+    by_id = {row["id"]: row for row in other.mcq.iter_rows(named=True)}
+    labels = dict(zip(other.nodes["node_id"], other.nodes["label"], strict=True))
+    asked = " ".join(probes["question"].to_list()).casefold()
+    added = [e for e in both if e.source in by_id]
+    assert len(added) == len(both) - len(own)
+    for example in added:
+        row = by_id[example.source]
+        assert row["probe_type"] == "direct" and example.answer == row["choices"][row["answer"]]
+        assert not re.search(rf"\b{re.escape(labels[row['query_subject_id']].casefold())}\b", asked)
+    # the sample KG shares countries with the mini KG: those are left out, the others come in
+    assert "spain" in asked and not any("Spain" in e.context for e in added)
+    assert any("Kenya" in e.context for e in added)
+    assert retain_examples(probes.reverse(), {**settings, "retain_data": str(sample)}, selection.mcq) == both

@@ -9,7 +9,9 @@ trains on and what its loss is; everything else is here.
 from __future__ import annotations
 
 import copy
+import functools
 import random
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -137,7 +139,8 @@ def retain_examples(probes: pl.DataFrame, settings: dict[str, Any],
     `retain_source: unrelated` (the default when the whole benchmark is at hand): direct probes of the benchmark's
     *other* requests (the KG's unrelated facts), none about a forget subject or a fact any evaluated probe asks about,
     one probe per fact, `retain_per_request` facts per request, picked by a hash of the fact. The evaluated Q−
-    probes then measure facts the retain term never saw.
+    probes then measure facts the retain term never saw. `retain_data` (a build folder or Hub id) adds another
+    build's facts to the candidates (a small KG gives a small retain set; see _other_build_facts).
     `retain_source: contextual`: a share (`retain_fraction`) of the contextual Q− probes themselves, split by fact
     (a hash of the query triple), so the Q− accuracy of the other facts is still read unseen.
     The choice is deterministic: hashes, not the seed or the row order.
@@ -159,6 +162,8 @@ def retain_examples(probes: pl.DataFrame, settings: dict[str, Any],
             if key in evaluated or row.get("query_subject_id") in subjects or key in by_fact:
                 continue
             by_fact[key] = row
+        if settings.get("retain_data"):
+            by_fact.update(_other_build_facts(str(settings["retain_data"]), probes))
         wanted = int(settings.get("retain_per_request", 2)) * probes["request_id"].n_unique()
         chosen = sorted(by_fact, key=lambda key: (_hash(key), key))[:wanted]
         return [qa(by_fact[key]) for key in sorted(chosen, key=lambda key: by_fact[key]["id"])]
@@ -167,6 +172,38 @@ def retain_examples(probes: pl.DataFrame, settings: dict[str, Any],
     fraction = float(settings.get("retain_fraction", 0.0))
     rows = probes.filter((pl.col("role") == Q_MINUS) & (pl.col("probe_type") == "contextual")).sort("id")
     return [qa(row) for row in rows.iter_rows(named=True) if _share(_fact_key(row), fraction)]
+
+
+@functools.lru_cache(maxsize=4)
+def _other_build(data: str) -> Any:
+    from ..data import load_benchmark
+
+    return load_benchmark(data)
+
+
+def _other_build_facts(data: str, probes: pl.DataFrame) -> dict[str, dict[str, Any]]:
+    """Retain candidates from another build (`retain_data`: a build folder or Hub id, e.g. a domain build or the
+    sample KG's): one direct probe per fact, keyed by "retain_data:" + fact, none about an entity that any evaluated
+    question names. Another KG's node ids are not ours, so the test is on names: the subject's label and aliases,
+    case-folded, as whole words of the evaluated questions."""
+    bench = _other_build(data)
+    if bench.nodes is None:
+        raise MethodError(f"retain_data {data}: the build has no nodes table, so its subjects cannot be named")
+    names: dict[str, list[str]] = {row["node_id"]: [row["label"], *(row["aliases"] or [])]
+                                   for row in bench.nodes.iter_rows(named=True)}
+    asked = "\n".join(probes["question"].to_list()).casefold()
+
+    def named(name: str) -> bool:
+        return bool(name) and re.search(rf"(?<!\w){re.escape(name.casefold())}(?!\w)", asked) is not None
+
+    out: dict[str, dict[str, Any]] = {}
+    for row in bench.mcq.filter(pl.col("probe_type") == "direct").sort("id").iter_rows(named=True):
+        key = "retain_data:" + _fact_key(row)
+        subject = names.get(row.get("query_subject_id") or "", [])
+        if key in out or not subject or any(named(name) for name in subject):
+            continue
+        out[key] = row
+    return out
 
 
 def examples_frame(examples: list[Example], role: str) -> pl.DataFrame:

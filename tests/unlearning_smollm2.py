@@ -1,0 +1,185 @@
+"""Unlearning facts SmolLM2-135M knows: the measurement behind the README's unlearning table and the slow test.
+
+The requests are the mini KG's leaf requests whose Q+ probes the base model answers best (cloze and open-ended scoring
+together); each method is applied to the same base weights and scored again on the same probes. RR is read on the Q+
+probes the base model answered right in that mode; Q− accuracy on the contextual Q− probes (facts near the forgotten
+ones that no retain set trains on).
+
+    python tests/unlearning_smollm2.py --requests 20 --method relearn --set kl_weight=2 --out /tmp/unlearn
+
+prints one JSON line per method and writes it, with the base scores (reused by the next call with the same --out),
+under --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+MODES = ("cloze", "open")
+
+
+@dataclass
+class Probes:
+    """The chosen requests, the probes scored (Q+ of the requests, their contextual Q−) and the base model's
+    predictions on them (`mode`, `id`, `p0`)."""
+
+    requests: pl.DataFrame
+    mcq: pl.DataFrame
+    base: pl.DataFrame
+
+
+def score(model: Any, tokenizer: Any, mcq: pl.DataFrame, matcher: Any, column: str,
+          modes: tuple[str, ...] = MODES) -> pl.DataFrame:
+    """(id, mode, column) predictions of `model` on `mcq` in `modes` (open: matched to the choices, −1 for none)."""
+    from knowledgesmith.eval_harness.run import _score_frame
+    from knowledgesmith.eval_harness.scoring import make_scorer
+
+    scorer = make_scorer("hf", model, tokenizer, batch_size=32, progress=False)
+    frame, _ = _score_frame(scorer, mcq, list(modes), column, matcher)
+    return frame.select("id", "mode", column, f"{column}_text")
+
+
+def known_requests(bench: Any, model: Any, tokenizer: Any, matcher: Any, n: int,
+                   cache: Path | None = None, rank_modes: tuple[str, ...] = MODES) -> Probes:
+    """The `n` leaf requests whose Q+ probes the base model answers best (right answers in `rank_modes` together,
+    ties by request id), their probes and the base scores in both modes. `cache`: a parquet file of base scores
+    reused when present."""
+    leaf = bench.requests.filter(pl.col("level") == "leaf")
+    mcq = bench.mcq.filter(pl.col("request_id").is_in(leaf["request_id"].implode())
+                           & ((pl.col("role") == "q_plus") & (pl.col("probe_type") != "conflict")
+                              | (pl.col("role") == "q_minus") & (pl.col("probe_type") == "contextual")))
+    if cache is not None and cache.exists():
+        base = pl.read_parquet(cache)
+    else:
+        plus = mcq.filter(pl.col("role") == "q_plus")
+        base = score(model, tokenizer, plus, matcher, "p0", rank_modes)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            base.write_parquet(cache)
+    plus = mcq.filter(pl.col("role") == "q_plus").select("id", "request_id", "answer")
+    right = (base.filter(pl.col("mode").is_in(list(rank_modes))).join(plus, on="id")
+             .group_by("request_id").agg((pl.col("p0") == pl.col("answer")).mean().alias("right"))
+             .sort(["right", "request_id"], descending=[True, False]))
+    chosen = right.head(n)["request_id"]
+    requests = leaf.filter(pl.col("request_id").is_in(chosen.implode())).sort("request_id")
+    probes = mcq.filter(pl.col("request_id").is_in(chosen.implode())).sort("id")
+    for mode in MODES:  # what the ranking did not score: the chosen requests' Q− probes, the other mode
+        done = base.filter(pl.col("mode") == mode)["id"].implode()
+        missing = probes.filter(~pl.col("id").is_in(done))
+        if missing.height:
+            base = pl.concat([base, score(model, tokenizer, missing, matcher, "p0", (mode,))])
+    if cache is not None:
+        base.write_parquet(cache)
+    return Probes(requests, probes, base.filter(pl.col("id").is_in(probes["id"].implode())))
+
+
+def figures(probes: Probes, after: pl.DataFrame) -> dict[str, Any]:
+    """RR (Q+ right before → still right) and Q− accuracy before/after (in %), per mode."""
+    joined = (after.join(probes.base.select("id", "mode", "p0"), on=["id", "mode"])
+              .join(probes.mcq.select("id", "role", "answer"), on="id"))
+    out: dict[str, Any] = {}
+    for mode in sorted(set(joined["mode"])):
+        rows = joined.filter(pl.col("mode") == mode)
+        known = rows.filter((pl.col("role") == "q_plus") & (pl.col("p0") == pl.col("answer")))
+        minus = rows.filter(pl.col("role") == "q_minus")
+        out[mode] = {
+            "q_plus_known": known.height,
+            "rr": float((known["p1"] == known["answer"]).mean()) if known.height else None,
+            "q_minus": minus.height,
+            "q_minus_before": 100 * float((minus["p0"] == minus["answer"]).mean()),
+            "q_minus_after": 100 * float((minus["p1"] == minus["answer"]).mean()),
+        }
+        out[mode]["q_minus_drop"] = out[mode]["q_minus_before"] - out[mode]["q_minus_after"]
+    return out
+
+
+def unlearn(bench: Any, model: Any, tokenizer: Any, matcher: Any, probes: Probes, method_name: str,
+            overrides: dict[str, Any], modes: tuple[str, ...] = MODES) -> dict[str, Any]:
+    """Apply `method_name` (hparams of the model's family, then `overrides`) to the chosen requests, score the probes
+    again, and restore the base weights; returns the figures, the settings, the seconds, the curve's ends and the
+    predictions after (`after`)."""
+    import torch
+
+    from knowledgesmith.eval_harness.methods import get_method, load_settings, requests_from_frame
+    from knowledgesmith.eval_harness.models import WeightSnapshot
+
+    settings = load_settings(method_name, model.config.model_type, overrides)
+    method = get_method(method_name)
+    method.benchmark_mcq = bench.mcq
+    snapshot = WeightSnapshot(model)
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    method.apply(model, tokenizer, requests_from_frame(probes.requests), probes.mcq, settings)
+    seconds = time.perf_counter() - started
+    after = score(model, tokenizer, probes.mcq, matcher, "p1", modes)
+    snapshot.restore(model)
+    curve = method.curve
+    training = method.artifacts["training_set"]
+    return {"method": method_name, "overrides": overrides, "requests": probes.requests.height,
+            "seconds": round(seconds, 1), "steps": len(curve),
+            "forget": int((training["role"] == "forget").sum()), "retain": int((training["role"] == "retain").sum()),
+            "first_terms": curve[0]["terms"], "last_terms": curve[-1]["terms"],
+            "figures": figures(probes, after), "after": after}
+
+
+def _value(text: str) -> Any:
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--method", action="append", default=[], help="relearn, ga, npo (repeatable)")
+    parser.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE or KEY=VALUE")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from minikg import build_mini
+
+    from knowledgesmith.eval_harness import data as data_mod
+    from knowledgesmith.eval_harness.models import load_model, smollm2_folder
+    from knowledgesmith.eval_harness.openended import AnswerMatcher
+
+    torch.manual_seed(0)
+    build = args.out / "mini"
+    if not (build / "requests.parquet").exists():
+        build_mini(build)
+    bench = data_mod.load_benchmark(build)
+    model, tokenizer = load_model(str(smollm2_folder()), dtype="float32", device="cpu")
+    matcher = AnswerMatcher.from_tables(bench.nodes, bench.mcq, bench.requests)
+    probes = known_requests(bench, model, tokenizer, matcher, args.requests, args.out / "base.parquet")
+    print(json.dumps({"requests": probes.requests.height, "probes": probes.mcq.group_by("role").len().rows()}),
+          flush=True)
+    for method_name in args.method:  # none: the base scores only
+        overrides = {}
+        for item in args.set:
+            key, _, value = item.partition("=")
+            target, _, name = key.rpartition(".")
+            if target in ("", method_name):
+                overrides[name] = _value(value)
+        result = unlearn(bench, model, tokenizer, matcher, probes, method_name, overrides)
+        tag = f"{method_name}-{time.strftime('%H%M%S')}"
+        result.pop("after").join(probes.mcq.select("id", "role", "question", "answer"), on="id").write_parquet(
+            args.out / f"{tag}.parquet")
+        line = json.dumps({"tag": tag, **result})
+        print(line, flush=True)
+        with (args.out / "results.jsonl").open("a") as stream:
+            stream.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
