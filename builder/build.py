@@ -20,6 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from . import __version__
 from .atomic import atomic_directory, atomic_write_bytes
@@ -132,14 +133,14 @@ def run_build(config: BuildConfig) -> dict[str, object]:
         if benchmark is not None:
             try:
                 files.update(write_mcq_shards(benchmark.finished_batches(), benchmark.rows_per_level,
-                                              staging / "mcq"))
+                                              staging / "mcq", progress=config.progress))
             finally:
                 benchmark.close()
         manifest = _manifest(config, domain, kg, inputs, files)
         if benchmark is not None:
             manifest["templates_sha256"] = benchmark.report.pop("templates_sha256")
             manifest["benchmark"] = benchmark.report
-            manifest["verify"] = verify_folder(staging, workers=config.workers).summary()
+            manifest["verify"] = verify_folder(staging, workers=config.workers, progress=config.progress).summary()
         atomic_write_bytes(staging / "manifest.json", (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode())
     if config.progress:
         print(f"ingest {ingest_seconds:.2f}s, total {time.perf_counter() - started:.2f}s", file=sys.stderr)
@@ -155,11 +156,13 @@ def write_parquet(table: pa.Table, path: Path) -> dict[str, object]:
     return {"rows": table.num_rows, "sha256": _sha256(path)}
 
 
-def write_mcq_shards(batches: Iterator[pa.Table], rows_per_level: dict[str, int],
-                     folder: Path) -> dict[str, dict[str, object]]:
+def write_mcq_shards(batches: Iterator[pa.Table], rows_per_level: dict[str, int], folder: Path,
+                     progress: bool = False) -> dict[str, dict[str, object]]:
     """Stream MCQ rows (id order, levels mixed) into `<level>-NNNNN-of-NNNNN.parquet` shards of SHARD_ROWS rows,
     one level's rows in id order per file, written a row group at a time; returns sha256 and rows per file."""
     writers = {level: _ShardWriter(folder, level, rows) for level, rows in rows_per_level.items() if rows}
+    bar = tqdm(total=sum(rows_per_level.values()), desc="shards", unit="row", disable=None if progress else True,
+               leave=False)
     try:
         for table in batches:
             levels = table["level"]
@@ -167,6 +170,7 @@ def write_mcq_shards(batches: Iterator[pa.Table], rows_per_level: dict[str, int]
                 rows = table.filter(pc.equal(levels, level))
                 if rows.num_rows:
                     writer.add(rows)
+            bar.update(table.num_rows)
         files: dict[str, dict[str, object]] = {}
         for writer in writers.values():
             files.update(writer.close())
@@ -174,6 +178,8 @@ def write_mcq_shards(batches: Iterator[pa.Table], rows_per_level: dict[str, int]
         for writer in writers.values():
             writer.abort()
         raise
+    finally:
+        bar.close()
     return files
 
 

@@ -85,7 +85,7 @@ def _verify_parser() -> argparse.ArgumentParser:
 def verify_main(argv: Sequence[str]) -> int:
     args = _verify_parser().parse_args(argv)
     try:
-        report = verify_folder(args.folder, workers=max(1, args.workers))
+        report = verify_folder(args.folder, workers=max(1, args.workers), progress=True)
     except KsUserError as exc:
         print(f"ks-build verify: error: {exc.format()}", file=sys.stderr)
         return exc.exit_code
