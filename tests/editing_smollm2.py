@@ -1,0 +1,152 @@
+"""Editing facts SmolLM2-135M knows: the measurement behind the README's AlphaEdit/MEMIT table on SmolLM2.
+
+The requests are the mini KG's leaf requests whose direct probes the base model answers right under cloze scoring
+(all phrasings; ties broken by request id); each setting is applied to the same base weights (restored from a
+snapshot between settings) and the probes are scored again. Figures, per setting:
+
+* direct efficacy — share of the requests' direct probes (every phrasing) whose prediction is the new object;
+* conflict efficacy — the same on the conflict Q+ probes (the new fact stated in the context);
+* CCR — share of contextual Q− probes whose prediction changed; Q− accuracy before → after.
+
+    python tests/editing_smollm2.py --requests 20 --method alphaedit --method memit \
+        --set alphaedit.clamp_norm_factor=2 --out /tmp/edit
+
+prints one JSON line per method and appends it to OUT/results.jsonl (base scores are cached in OUT/base.parquet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+MODE = "cloze"
+
+
+@dataclass
+class EditProbes:
+    requests: pl.DataFrame
+    mcq: pl.DataFrame  # direct and conflict Q+, contextual Q− of the chosen requests
+    base: pl.DataFrame  # id, p0
+
+
+def score(model: Any, tokenizer: Any, mcq: pl.DataFrame, column: str) -> pl.DataFrame:
+    from knowledgesmith.eval_harness.run import _score_frame
+    from knowledgesmith.eval_harness.scoring import make_scorer
+
+    scorer = make_scorer("hf", model, tokenizer, batch_size=32, progress=False)
+    frame, _ = _score_frame(scorer, mcq, [MODE], column)
+    return frame.select("id", column)
+
+
+def known_requests(bench: Any, model: Any, tokenizer: Any, n: int, cache: Path) -> EditProbes:
+    leaf = bench.requests.filter(pl.col("level") == "leaf")
+    mcq = bench.mcq.filter(pl.col("request_id").is_in(leaf["request_id"].implode())
+                           & (pl.col("probe_type").is_in(["direct", "conflict"]) & (pl.col("role") == "q_plus")
+                              | (pl.col("probe_type") == "contextual")))
+    if cache.exists():
+        base = pl.read_parquet(cache)
+    else:
+        base = score(model, tokenizer, mcq, "p0")
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        base.write_parquet(cache)
+    direct = mcq.filter(pl.col("probe_type") == "direct").join(base, on="id")
+    right = (direct.group_by("request_id").agg((pl.col("p0") == pl.col("answer")).all().alias("known"))
+             .filter(pl.col("known")).sort("request_id"))
+    chosen = right.head(n)["request_id"].implode()
+    requests = leaf.filter(pl.col("request_id").is_in(chosen)).sort("request_id")
+    probes = mcq.filter(pl.col("request_id").is_in(chosen)).sort("id")
+    return EditProbes(requests, probes, base.filter(pl.col("id").is_in(probes["id"].implode())))
+
+
+def figures(probes: EditProbes, after: pl.DataFrame) -> dict[str, Any]:
+    rows = probes.mcq.select("id", "probe_type", "role", "answer", "target").join(probes.base, on="id").join(after,
+                                                                                                          on="id")
+    direct = rows.filter(pl.col("probe_type") == "direct")
+    conflict = rows.filter((pl.col("probe_type") == "conflict") & (pl.col("role") == "q_plus"))
+    minus = rows.filter(pl.col("probe_type") == "contextual")
+    return {
+        "direct": direct.height,
+        "direct_efficacy": round(float((direct["p1"] == direct["target"]).mean()), 3),
+        "direct_still_true": round(float((direct["p1"] == direct["answer"]).mean()), 3),
+        "conflict_efficacy": round(float((conflict["p1"] == conflict["target"]).mean()), 3),
+        "q_minus": minus.height,
+        "ccr": round(float((minus["p1"] != minus["p0"]).mean()), 3),
+        "q_minus_before": round(100 * float((minus["p0"] == minus["answer"]).mean()), 1),
+        "q_minus_after": round(100 * float((minus["p1"] == minus["answer"]).mean()), 1),
+    }
+
+
+def edit(bench: Any, model: Any, tokenizer: Any, probes: EditProbes, method_name: str,
+         overrides: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    from knowledgesmith.eval_harness.methods import get_method, load_settings, requests_from_frame
+    from knowledgesmith.eval_harness.models import WeightSnapshot
+
+    settings = load_settings(method_name, model.config.model_type, overrides)
+    method = get_method(method_name)
+    method.benchmark_mcq = bench.mcq
+    snapshot = WeightSnapshot(model)
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    method.apply(model, tokenizer, requests_from_frame(probes.requests), probes.mcq, settings)
+    seconds = time.perf_counter() - started
+    after = score(model, tokenizer, probes.mcq, "p1")
+    snapshot.restore(model)
+    batches = method.report.get("batches", [])
+    return {"method": method_name, "overrides": overrides, "requests": probes.requests.height,
+            "seconds": round(seconds, 1), "z_final_loss": [round(b["z_final_loss"], 3) for b in batches],
+            "z_nll_every_5_steps": [round(point["nll"], 3) for point in method.curve[::5]],
+            "figures": figures(probes, after)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--method", action="append", default=[], help="alphaedit, memit (repeatable)")
+    parser.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE or KEY=VALUE")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    import torch
+    import yaml
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from minikg import build_mini
+
+    from knowledgesmith.eval_harness import data as data_mod
+    from knowledgesmith.eval_harness.models import load_model, smollm2_folder
+
+    torch.manual_seed(0)
+    build = args.out / "mini"
+    if not (build / "requests.parquet").exists():
+        build_mini(build)
+    bench = data_mod.load_benchmark(build)
+    model, tokenizer = load_model(str(smollm2_folder()), dtype="float32", device="cpu")
+    probes = known_requests(bench, model, tokenizer, args.requests, args.out / "base.parquet")
+    print(json.dumps({"requests": probes.requests.height,
+                      "probes": probes.mcq.group_by("probe_type").len().sort("probe_type").rows()}), flush=True)
+    for method_name in args.method:
+        overrides = {}
+        for item in args.set:
+            key, _, value = item.partition("=")
+            target, _, name = key.rpartition(".")
+            if target in ("", method_name):
+                overrides[name] = yaml.safe_load(value)
+        result = edit(bench, model, tokenizer, probes, method_name, overrides)
+        line = json.dumps({"finished": time.strftime("%H:%M:%S"), **result})
+        print(line, flush=True)
+        with (args.out / "results.jsonl").open("a") as stream:
+            stream.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
