@@ -16,7 +16,6 @@ prints one JSON line per method and appends it to OUT/results.jsonl (base scores
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -108,43 +107,17 @@ def edit(bench: Any, model: Any, tokenizer: Any, probes: EditProbes, method_name
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=20)
-    parser.add_argument("--method", action="append", default=[], help="alphaedit, memit (repeatable)")
-    parser.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE or KEY=VALUE")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-
-    import torch
-    import yaml
-
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from minikg import build_mini
+    from smollm2_measure import append_result, measurement_parser, method_overrides, mini_build_and_smollm2
 
-    from knowledgesmith.eval_harness import data as data_mod
-    from knowledgesmith.eval_harness.models import load_model, smollm2_folder
-
-    torch.manual_seed(0)
-    build = args.out / "mini"
-    if not (build / "requests.parquet").exists():
-        build_mini(build)
-    bench = data_mod.load_benchmark(build)
-    model, tokenizer = load_model(str(smollm2_folder()), dtype="float32", device="cpu")
+    args = measurement_parser(__doc__.split("\n\n")[0], "alphaedit, memit").parse_args(argv)
+    bench, model, tokenizer = mini_build_and_smollm2(args.out)
     probes = known_requests(bench, model, tokenizer, args.requests, args.out / "base.parquet")
     print(json.dumps({"requests": probes.requests.height,
                       "probes": probes.mcq.group_by("probe_type").len().sort("probe_type").rows()}), flush=True)
     for method_name in args.method:
-        overrides = {}
-        for item in args.set:
-            key, _, value = item.partition("=")
-            target, _, name = key.rpartition(".")
-            if target in ("", method_name):
-                overrides[name] = yaml.safe_load(value)
-        result = edit(bench, model, tokenizer, probes, method_name, overrides)
-        line = json.dumps({"finished": time.strftime("%H:%M:%S"), **result})
-        print(line, flush=True)
-        with (args.out / "results.jsonl").open("a") as stream:
-            stream.write(line + "\n")
+        result = edit(bench, model, tokenizer, probes, method_name, method_overrides(args.set, method_name))
+        append_result(args.out, json.dumps({"finished": time.strftime("%H:%M:%S"), **result}))
     return 0
 
 
