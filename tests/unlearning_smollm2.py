@@ -1,4 +1,4 @@
-"""Unlearning facts SmolLM2-135M knows: the measurement behind the README's unlearning table and the slow test.
+"""Unlearning facts SmolLM2-135M knows: the measurement behind the README's unlearning table.
 
 The requests are the mini KG's leaf requests whose Q+ probes the base model answers best (cloze and open-ended scoring
 together); each method is applied to the same base weights and scored again on the same probes. RR is read on the Q+
