@@ -17,13 +17,19 @@ prints one JSON line per method and appends it to OUT/results.jsonl (base scores
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+from smollm2_measure import (
+    append_result,
+    apply_and_rescore,
+    measurement_parser,
+    method_overrides,
+    mini_build_and_smollm2,
+)
 
 MODE = "cloze"
 
@@ -84,21 +90,8 @@ def figures(probes: EditProbes, after: pl.DataFrame) -> dict[str, Any]:
 
 def edit(bench: Any, model: Any, tokenizer: Any, probes: EditProbes, method_name: str,
          overrides: dict[str, Any]) -> dict[str, Any]:
-    import torch
-
-    from knowledgesmith.eval_harness.methods import get_method, load_settings, requests_from_frame
-    from knowledgesmith.eval_harness.models import WeightSnapshot
-
-    settings = load_settings(method_name, model.config.model_type, overrides)
-    method = get_method(method_name)
-    method.benchmark_mcq = bench.mcq
-    snapshot = WeightSnapshot(model)
-    torch.manual_seed(0)
-    started = time.perf_counter()
-    method.apply(model, tokenizer, requests_from_frame(probes.requests), probes.mcq, settings)
-    seconds = time.perf_counter() - started
-    after = score(model, tokenizer, probes.mcq, "p1")
-    snapshot.restore(model)
+    method, seconds, after = apply_and_rescore(bench, model, tokenizer, probes.requests, probes.mcq, method_name,
+                                               overrides, lambda: score(model, tokenizer, probes.mcq, "p1"))
     batches = method.report.get("batches", [])
     return {"method": method_name, "overrides": overrides, "requests": probes.requests.height,
             "seconds": round(seconds, 1), "z_final_loss": [round(b["z_final_loss"], 3) for b in batches],
@@ -107,8 +100,6 @@ def edit(bench: Any, model: Any, tokenizer: Any, probes: EditProbes, method_name
 
 
 def main(argv: list[str] | None = None) -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from smollm2_measure import append_result, measurement_parser, method_overrides, mini_build_and_smollm2
 
     args = measurement_parser(__doc__.split("\n\n")[0], "alphaedit, memit").parse_args(argv)
     bench, model, tokenizer = mini_build_and_smollm2(args.out)

@@ -4,7 +4,8 @@ line, the mini KG's build and the model, `--set` overrides per method, and the r
 from __future__ import annotations
 
 import argparse
-import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,7 @@ def measurement_parser(description: str, methods: str) -> argparse.ArgumentParse
 def mini_build_and_smollm2(out: Path) -> tuple[Any, Any, Any]:
     """The mini KG built under OUT/mini (once) and loaded, and SmolLM2-135M-Instruct in float32 on the CPU."""
     import torch
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from minikg import build_mini
+    from minikg import build_mini  # tests/ is on the path: the scripts run from it
 
     from knowledgesmith.eval_harness import data as data_mod
     from knowledgesmith.eval_harness.models import load_model, smollm2_folder
@@ -53,3 +52,27 @@ def append_result(out: Path, line: str) -> None:
     print(line, flush=True)
     with (out / "results.jsonl").open("a") as stream:
         stream.write(line + "\n")
+
+
+def apply_and_rescore(bench: Any, model: Any, tokenizer: Any, requests: Any, mcq: Any, method_name: str,
+                      overrides: dict[str, Any], rescore: Callable[[], Any]) -> tuple[Any, float, Any]:
+    """Apply `method_name` (hparams of the model's family, then `overrides`) to `requests`, call `rescore()` on the
+    changed model and restore the base weights; returns the method (its report and curve), the seconds it took, and
+    what `rescore` returned."""
+    import torch
+
+    from knowledgesmith.eval_harness.methods import get_method, load_settings, requests_from_frame
+    from knowledgesmith.eval_harness.models import WeightSnapshot
+
+    settings = load_settings(method_name, model.config.model_type, overrides)
+    method = get_method(method_name)
+    method.benchmark_mcq = bench.mcq
+    snapshot = WeightSnapshot(model)
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    try:
+        method.apply(model, tokenizer, requests_from_frame(requests), mcq, settings)
+        seconds = time.perf_counter() - started
+        return method, seconds, rescore()
+    finally:
+        snapshot.restore(model)

@@ -13,15 +13,20 @@ under --out.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+from smollm2_measure import (
+    append_result,
+    apply_and_rescore,
+    measurement_parser,
+    method_overrides,
+    mini_build_and_smollm2,
+)
 
 MODES = ("cloze", "open")
 
@@ -106,21 +111,9 @@ def unlearn(bench: Any, model: Any, tokenizer: Any, matcher: Any, probes: Probes
     """Apply `method_name` (hparams of the model's family, then `overrides`) to the chosen requests, score the probes
     again, and restore the base weights; returns the figures, the settings, the seconds, the curve's ends and the
     predictions after (`after`)."""
-    import torch
-
-    from knowledgesmith.eval_harness.methods import get_method, load_settings, requests_from_frame
-    from knowledgesmith.eval_harness.models import WeightSnapshot
-
-    settings = load_settings(method_name, model.config.model_type, overrides)
-    method = get_method(method_name)
-    method.benchmark_mcq = bench.mcq
-    snapshot = WeightSnapshot(model)
-    torch.manual_seed(0)
-    started = time.perf_counter()
-    method.apply(model, tokenizer, requests_from_frame(probes.requests), probes.mcq, settings)
-    seconds = time.perf_counter() - started
-    after = score(model, tokenizer, probes.mcq, matcher, "p1", modes)
-    snapshot.restore(model)
+    method, seconds, after = apply_and_rescore(bench, model, tokenizer, probes.requests, probes.mcq, method_name,
+                                               overrides,
+                                               lambda: score(model, tokenizer, probes.mcq, matcher, "p1", modes))
     curve = method.curve
     training = method.artifacts["training_set"]
     return {"method": method_name, "overrides": overrides, "requests": probes.requests.height,
@@ -130,54 +123,22 @@ def unlearn(bench: Any, model: Any, tokenizer: Any, matcher: Any, probes: Probes
             "figures": figures(probes, after), "after": after}
 
 
-def _value(text: str) -> Any:
-    import yaml
-
-    return yaml.safe_load(text)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=20)
-    parser.add_argument("--method", action="append", default=[], help="relearn, ga, npo (repeatable)")
-    parser.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE or KEY=VALUE")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
 
-    import torch
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from minikg import build_mini
-
-    from knowledgesmith.eval_harness import data as data_mod
-    from knowledgesmith.eval_harness.models import load_model, smollm2_folder
     from knowledgesmith.eval_harness.openended import AnswerMatcher
 
-    torch.manual_seed(0)
-    build = args.out / "mini"
-    if not (build / "requests.parquet").exists():
-        build_mini(build)
-    bench = data_mod.load_benchmark(build)
-    model, tokenizer = load_model(str(smollm2_folder()), dtype="float32", device="cpu")
+    args = measurement_parser(__doc__.split("\n\n")[0], "relearn, ga, npo").parse_args(argv)
+    bench, model, tokenizer = mini_build_and_smollm2(args.out)
     matcher = AnswerMatcher.from_tables(bench.nodes, bench.mcq, bench.requests)
     probes = known_requests(bench, model, tokenizer, matcher, args.requests, args.out / "base.parquet")
     print(json.dumps({"requests": probes.requests.height, "probes": probes.mcq.group_by("role").len().rows()}),
           flush=True)
     for method_name in args.method:  # none: the base scores only
-        overrides = {}
-        for item in args.set:
-            key, _, value = item.partition("=")
-            target, _, name = key.rpartition(".")
-            if target in ("", method_name):
-                overrides[name] = _value(value)
-        result = unlearn(bench, model, tokenizer, matcher, probes, method_name, overrides)
+        result = unlearn(bench, model, tokenizer, matcher, probes, method_name, method_overrides(args.set, method_name))
         tag = f"{method_name}-{time.strftime('%H%M%S')}"
         result.pop("after").join(probes.mcq.select("id", "role", "question", "answer"), on="id").write_parquet(
             args.out / f"{tag}.parquet")
-        line = json.dumps({"tag": tag, **result})
-        print(line, flush=True)
-        with (args.out / "results.jsonl").open("a") as stream:
-            stream.write(line + "\n")
+        append_result(args.out, json.dumps({"tag": tag, **result}))
     return 0
 
 
