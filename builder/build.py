@@ -206,8 +206,8 @@ class _ShardWriter:
     def add(self, rows: pa.Table) -> None:
         self.buffer.append(rows)
         self.buffered += rows.num_rows
-        while self.buffered >= min(self.group_rows, SHARD_ROWS - self.in_shard):
-            self._flush(min(self.group_rows, SHARD_ROWS - self.in_shard))
+        while self.buffered >= (group := min(self.group_rows, SHARD_ROWS - self.in_shard)):
+            self._flush(group)
 
     def _flush(self, n: int) -> None:
         table = pa.concat_tables(self.buffer)

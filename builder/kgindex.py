@@ -142,10 +142,6 @@ class KgIndex:
             self._instance_classes = sorted({o for (_s, r, o) in self.triple_of if r == RDF_TYPE})
         return self._instance_classes
 
-    def folded_names(self, node: str) -> tuple[str, ...]:
-        """Label and aliases, case-folded, for "reads alike" checks (`folded`, for the loops that need speed)."""
-        return self.folded[node]
-
     def sibling_pool(self, node: str) -> list[str]:
         """Every child of the node's parents, sorted, the node included (memoised per set of parents)."""
         parents = tuple(self.nodes[node].parents)

@@ -105,7 +105,7 @@ def _options_alike(index: KgIndex, table: pa.Table) -> list[bool | None]:
     first_name = {}
     for node in {node for row in ids for node in row}:
         info = index.nodes.get(node)
-        first_name[node] = index.folded_names(node)[0] if info is not None and not info.aliases else None
+        first_name[node] = index.folded[node][0] if info is not None and not info.aliases else None
     simple = [len(row) == N_OPTIONS and all(first_name[node] is not None for node in row) for row in ids]
     left: list[str] = []
     right: list[str] = []
@@ -116,15 +116,8 @@ def _options_alike(index: KgIndex, table: pa.Table) -> list[bool | None]:
             right += [names[j] for _i, j in _PAIRS]
     scores = process.cpdist(left, right, scorer=ratio, processor=None, score_cutoff=SIMILAR, dtype=np.int32)
     alike = (scores.reshape(-1, len(_PAIRS)) > 0).any(axis=1) if len(left) else np.zeros(0, dtype=bool)
-    found: list[bool | None] = []
-    at = 0
-    for ok in simple:
-        if ok:
-            found.append(bool(alike[at]))
-            at += 1
-        else:
-            found.append(None)
-    return found
+    scored = iter(alike.tolist())
+    return [next(scored) if ok else None for ok in simple]
 
 
 _PAIRS = [(i, j) for i in range(N_OPTIONS) for j in range(i + 1, N_OPTIONS)]

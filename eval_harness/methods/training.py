@@ -193,14 +193,16 @@ def _other_build_facts(data: str, probes: pl.DataFrame) -> dict[str, dict[str, A
                                    for row in bench.nodes.iter_rows(named=True)}
     asked = "\n".join(probes["question"].to_list()).casefold()
 
-    def named(name: str) -> bool:
-        return bool(name) and re.search(rf"(?<!\w){re.escape(name.casefold())}(?!\w)", asked) is not None
+    @functools.cache
+    def named(subject: str) -> bool:  # a subject has several facts and phrasings: searched for once
+        return any(name and re.search(rf"(?<!\w){re.escape(name.casefold())}(?!\w)", asked)
+                   for name in names.get(subject, []))
 
     out: dict[str, dict[str, Any]] = {}
     for row in bench.mcq.filter(pl.col("probe_type") == "direct").sort("id").iter_rows(named=True):
         key = "retain_data:" + _fact_key(row)
-        subject = names.get(row.get("query_subject_id") or "", [])
-        if key in out or not subject or any(named(name) for name in subject):
+        subject = row.get("query_subject_id") or ""
+        if key in out or not names.get(subject) or named(subject):
             continue
         out[key] = row
     return out
