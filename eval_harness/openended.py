@@ -28,9 +28,18 @@ _PUNCTUATION = re.compile(r"[^\w\s]")
 _SPACES = re.compile(r"\s+")
 
 
+def _open_settings() -> dict:
+    return yaml.safe_load(PROMPTS_FILE.read_text(encoding="utf-8"))["open"]
+
+
 def match_threshold() -> float:
     """The rapidfuzz score (0–100) from which an answer counts as naming a choice or an entity."""
-    return float(yaml.safe_load(PROMPTS_FILE.read_text(encoding="utf-8"))["open"]["match_threshold"])
+    return float(_open_settings()["match_threshold"])
+
+
+def abstention_openings() -> list[str]:
+    """Normalised openings that make an answer an abstention ("i am not sure" …), from prompts.yaml."""
+    return [normalise_answer(o) for o in _open_settings().get("abstention_openings") or []]
 
 
 def normalise_answer(text: str) -> str:
@@ -57,6 +66,7 @@ class AnswerMatcher:
     entity_names: list[str] = field(default_factory=list)
     abstentions: list[str] = field(default_factory=list)
     threshold: float = 85.0
+    openings: list[str] = field(default_factory=abstention_openings)
 
     @classmethod
     def from_tables(cls, nodes: pl.DataFrame | None, mcq: pl.DataFrame, requests: pl.DataFrame | None = None,
@@ -98,12 +108,22 @@ class AnswerMatcher:
         return np.where(scores.max(axis=1) >= self.threshold, best, -1).astype(np.int64)
 
     def abstained(self, answers: Sequence[str]) -> np.ndarray:
-        """Answers that say they do not know (match a neutral answer) — neither right nor hallucinated."""
+        """Answers that say they do not know — neither right nor hallucinated: those that open with an abstention
+        opening, match a request's neutral answer, or are the first words (at least three) of one, as a neutral
+        answer cut at `max_new_tokens` arrives."""
         from rapidfuzz import fuzz
 
-        return np.array([bool(self.abstentions) and max(fuzz.ratio(normalise_answer(a), n)
-                                                          for n in self.abstentions) >= self.threshold
-                         for a in answers], dtype=bool)
+        def abstains(answer: str) -> bool:
+            norm = normalise_answer(answer)
+            if not norm:
+                return False
+            if any(norm == o or norm.startswith(o + " ") for o in self.openings):
+                return True
+            if len(norm.split()) >= 3 and any(n.startswith(norm) for n in self.abstentions):
+                return True
+            return any(fuzz.ratio(norm, n) >= self.threshold for n in self.abstentions)
+
+        return np.array([abstains(a) for a in answers], dtype=bool)
 
     def hallucinated(self, answers: Sequence[str]) -> np.ndarray:
         """Non-empty, non-abstaining answers that match no entity name of the KG."""

@@ -47,6 +47,21 @@ def test_hallucination_is_an_answer_naming_no_kg_entity_and_abstention_is_not(ma
     assert matcher.abstained(answers).tolist() == [False, False, False, True, False]
 
 
+def test_abstentions_are_recognised_when_cut_short_or_phrased_otherwise(matcher: AnswerMatcher) -> None:
+    answers = [
+        "I am not sure which city",         # the neutral answer cut at max_new_tokens
+        "I am not sure which one it is.",   # ReLearn's reverse-question answer: not a request's neutral answer
+        "I don't know.",
+        "Paris",
+        "I am",                             # too short to say it abstains
+        "which city is its capital",        # not the start of the neutral answer
+    ]
+    assert matcher.abstained(answers).tolist() == [True, True, True, False, False, False]
+    without_openings = AnswerMatcher.from_tables(NODES, MCQ, REQUESTS, threshold=85)
+    without_openings.openings = []
+    assert without_openings.abstained(answers).tolist() == [True, False, False, False, False, False]
+
+
 def _frame(rows: list[tuple]) -> pl.DataFrame:
     columns = ["request_id", "level", "role", "answer", "target", "p0", "p1", "p0_text", "p1_text",
                "p0_hallucinated", "p1_hallucinated"]
