@@ -60,6 +60,24 @@ class Selection:
         return self.mcq.filter(pl.col("request_id").is_in(ids.implode()))
 
 
+def asks_an_updated_fact(mcq: pl.DataFrame, requests: pl.DataFrame) -> pl.Series:
+    """Per row of `mcq`: a Q− row that asks a fact which one of `requests` updates (the same subject and relation).
+
+    A batch of requests from one KG can hold request B's fact among request A's unrelated (Q−) probes: "capital of
+    Italy" is contextual for the request on France and is itself edited when Italy's request is in the batch. Its
+    change is then the intended effect, not collateral, so the metrics leave such rows out of the Q− figures.
+    Data without the `query_*` columns (older builds) marks no row.
+    """
+    needed = {"query_subject_id", "query_relation_id"}
+    if not needed <= set(mcq.columns) or not {"subject_id", "relation_id"} <= set(requests.columns):
+        return pl.Series("asks_updated_fact", [False] * mcq.height, dtype=pl.Boolean)
+    updated = requests.select(query_subject_id="subject_id", query_relation_id="relation_id").unique() \
+        .with_columns(updated=pl.lit(True))
+    flagged = (mcq.select("role", "query_subject_id", "query_relation_id")
+               .join(updated, on=["query_subject_id", "query_relation_id"], how="left", maintain_order="left"))
+    return ((flagged["role"] == "q_minus") & flagged["updated"].fill_null(False)).alias("asks_updated_fact")
+
+
 def _check_columns(frame: pl.DataFrame, needed: tuple[str, ...], what: str) -> None:
     missing = [c for c in needed if c not in frame.columns]
     if missing:

@@ -91,14 +91,30 @@ def _grouped(frame: pl.DataFrame, keys: list[str], figures: Callable[[pl.DataFra
     return out
 
 
+def without_updated_q_minus(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """The frame without its Q− rows that ask a fact another request of the same run updates
+    (`asks_updated_fact`, see data.asks_an_updated_fact): their change is intended, not collateral. Returns the
+    frame and how many rows left."""
+    if "asks_updated_fact" not in frame.columns:
+        return frame, 0
+    dropped = (pl.col("role") == Q_MINUS) & pl.col("asks_updated_fact").fill_null(False)
+    kept = frame.filter(~dropped)
+    return kept, frame.height - kept.height
+
+
 def summarise(frame: pl.DataFrame, kind: str) -> dict:
-    """All figures of one (mode, k) slice: overall, per level, probe type, level × probe type, branch, distance."""
+    """All figures of one (mode, k) slice: overall, per level, probe type, level × probe type, branch, distance.
+
+    Q− rows that ask a fact updated by another request of the run are left out (counted in
+    `q_minus_asking_updated_facts`)."""
 
     def figures(f: pl.DataFrame) -> dict:
         return _row_figures(f, kind)
 
+    frame, left_out = without_updated_q_minus(frame)
     q_minus = frame.filter(pl.col("role") == Q_MINUS)
     return {
+        "q_minus_asking_updated_facts": left_out,
         "overall": figures(frame),
         "by_level": _grouped(frame, ["level"], figures),
         "by_probe_type": _grouped(frame, ["probe_type"], figures),
@@ -162,6 +178,7 @@ def compute_failure_modes(open_predictions: pl.DataFrame, kind: str) -> dict:
     """
     out: dict = {}
     for (k,), by_k in sorted(open_predictions.group_by(["k"]), key=lambda kv: kv[0]):
+        by_k, _ = without_updated_q_minus(by_k)
         out[str(k)] = {"overall": _failure_figures(by_k, kind),
                        "by_level": _grouped(by_k, ["level"], lambda f: _failure_figures(f, kind))}
     return out

@@ -342,7 +342,9 @@ def evaluate(config: RunConfig, out: Path, *, overwrite: bool = False, progress:
             drift[str(k)] = json.loads(drift_path.read_text())
         if geometry_path.exists():
             geometry[str(k)] = _geometry_summary(json.loads(geometry_path.read_text()))
-        parts.append(part.drop("apply_seconds").with_columns(k=pl.lit(k, dtype=pl.Int64)))
+        updated = mcq_k.select("id").with_columns(data_mod.asks_an_updated_fact(mcq_k, selection.requests_for(k)))
+        parts.append(part.drop("apply_seconds").with_columns(k=pl.lit(k, dtype=pl.Int64))
+                     .join(updated, on="id", how="left").with_columns(pl.col("asks_updated_fact").fill_null(False)))
 
     rows = selection.mcq.select("id", "request_id", "domain", "level", "branch_id", "probe_type", "role",
                                 "distance", "answer", "target")
@@ -350,7 +352,7 @@ def evaluate(config: RunConfig, out: Path, *, overwrite: bool = False, progress:
                    .join(rows, on="id", how="left")
                    .select("id", "k", "mode", "request_id", "domain", "level", "branch_id", "probe_type", "role",
                            "distance", "answer", "target", "p0", "p1", "p0_logprobs", "p1_logprobs",
-                           "p0_text", "p1_text", "p0_hallucinated", "p1_hallucinated")
+                           "p0_text", "p1_text", "p0_hallucinated", "p1_hallucinated", "asks_updated_fact")
                    .sort("k", "mode", "id"))
     _write_parquet(out / "predictions.parquet", predictions)
     metrics = {"method": method.name, "kind": method.kind, "modes": config.modes, "ks": config.ks,

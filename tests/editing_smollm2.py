@@ -1,7 +1,7 @@
 """Editing facts SmolLM2-135M knows: the measurement behind the README's AlphaEdit/MEMIT table on SmolLM2.
 
 The requests are the mini KG's leaf requests whose direct probes the base model answers right under cloze scoring
-(all phrasings; ties broken by request id); each setting is applied to the same base weights (restored from a
+(all phrasings), one per subject, first by request id; each setting is applied to the same base weights (restored from a
 snapshot between settings) and the probes are scored again. Figures, per setting:
 
 * direct efficacy — share of the requests' direct probes (every phrasing) whose prediction is the new object;
@@ -11,7 +11,8 @@ snapshot between settings) and the probes are scored again. Figures, per setting
     python tests/editing_smollm2.py --requests 20 --method alphaedit --method memit \
         --set alphaedit.clamp_norm_factor=2 --out /tmp/edit
 
-prints one JSON line per method and appends it to OUT/results.jsonl (base scores are cached in OUT/base.parquet).
+prints one JSON line per method and appends it to OUT/results.jsonl (base scores are cached in OUT/base.parquet, the
+predictions after each setting are kept in OUT/p1-METHOD-HHMMSS.parquet).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from smollm2_measure import (
     mini_build_and_smollm2,
 )
 
+from knowledgesmith.eval_harness.data import asks_an_updated_fact
+
 MODE = "cloze"
 
 
@@ -39,6 +42,7 @@ class EditProbes:
     requests: pl.DataFrame
     mcq: pl.DataFrame  # direct and conflict Q+, contextual Q− of the chosen requests
     base: pl.DataFrame  # id, p0
+    updated: pl.Series  # per mcq row: a Q− row asking a fact that one of the requests updates
 
 
 def score(model: Any, tokenizer: Any, mcq: pl.DataFrame, column: str) -> pl.DataFrame:
@@ -64,24 +68,37 @@ def known_requests(bench: Any, model: Any, tokenizer: Any, n: int, cache: Path) 
     direct = mcq.filter(pl.col("probe_type") == "direct").join(base, on="id")
     right = (direct.group_by("request_id").agg((pl.col("p0") == pl.col("answer")).all().alias("known"))
              .filter(pl.col("known")).sort("request_id"))
+    # one request per subject (the first by id), as CounterFact's batches are: two edits of one subject in a batch
+    # ask nearly the same key for two different target vectors
+    right = right.join(leaf.select("request_id", "subject_id"), on="request_id").unique("subject_id", keep="first",
+                                                                                       maintain_order=True)
     chosen = right.head(n)["request_id"].implode()
     requests = leaf.filter(pl.col("request_id").is_in(chosen)).sort("request_id")
     probes = mcq.filter(pl.col("request_id").is_in(chosen)).sort("id")
-    return EditProbes(requests, probes, base.filter(pl.col("id").is_in(probes["id"].implode())))
+    return EditProbes(requests, probes, base.filter(pl.col("id").is_in(probes["id"].implode())),
+                      asks_an_updated_fact(probes, requests))
 
 
 def figures(probes: EditProbes, after: pl.DataFrame) -> dict[str, Any]:
-    rows = probes.mcq.select("id", "probe_type", "role", "answer", "target").join(probes.base, on="id").join(after,
-                                                                                                          on="id")
+    rows = (probes.mcq.with_columns(probes.updated)
+            .select("id", "probe_type", "role", "answer", "target", "template_id", "asks_updated_fact")
+            .join(probes.base, on="id").join(after, on="id"))
     direct = rows.filter(pl.col("probe_type") == "direct")
     conflict = rows.filter((pl.col("probe_type") == "conflict") & (pl.col("role") == "q_plus"))
-    minus = rows.filter(pl.col("probe_type") == "contextual")
+    # contextual Q− rows that ask a fact another chosen request updates are the edit's intended effect: left out,
+    # as the harness's metrics leave them out
+    minus = rows.filter((pl.col("probe_type") == "contextual") & ~pl.col("asks_updated_fact"))
+    per_template = (direct.group_by("template_id").agg((pl.col("p1") == pl.col("target")).mean().round(2))
+                    .sort("template_id").rows())
     return {
         "direct": direct.height,
+        "direct_efficacy_per_template": per_template,
         "direct_efficacy": round(float((direct["p1"] == direct["target"]).mean()), 3),
         "direct_still_true": round(float((direct["p1"] == direct["answer"]).mean()), 3),
         "conflict_efficacy": round(float((conflict["p1"] == conflict["target"]).mean()), 3),
         "q_minus": minus.height,
+        "q_minus_asking_updated_facts": int(rows.filter(pl.col("probe_type") == "contextual")["asks_updated_fact"]
+                                            .sum()),
         "ccr": round(float((minus["p1"] != minus["p0"]).mean()), 3),
         "q_minus_before": round(100 * float((minus["p0"] == minus["answer"]).mean()), 1),
         "q_minus_after": round(100 * float((minus["p1"] == minus["answer"]).mean()), 1),
@@ -89,14 +106,15 @@ def figures(probes: EditProbes, after: pl.DataFrame) -> dict[str, Any]:
 
 
 def edit(bench: Any, model: Any, tokenizer: Any, probes: EditProbes, method_name: str,
-         overrides: dict[str, Any]) -> dict[str, Any]:
+         overrides: dict[str, Any]) -> tuple[dict[str, Any], pl.DataFrame]:
     method, seconds, after = apply_and_rescore(bench, model, tokenizer, probes.requests, probes.mcq, method_name,
                                                overrides, lambda: score(model, tokenizer, probes.mcq, "p1"))
     batches = method.report.get("batches", [])
     return {"method": method_name, "overrides": overrides, "requests": probes.requests.height,
             "seconds": round(seconds, 1), "z_final_loss": [round(b["z_final_loss"], 3) for b in batches],
+            "z_realised": [round(b["z_realised"], 3) for b in batches],
             "z_nll_every_5_steps": [round(point["nll"], 3) for point in method.curve[::5]],
-            "figures": figures(probes, after)}
+            "figures": figures(probes, after)}, after
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,8 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"requests": probes.requests.height,
                       "probes": probes.mcq.group_by("probe_type").len().sort("probe_type").rows()}), flush=True)
     for method_name in args.method:
-        result = edit(bench, model, tokenizer, probes, method_name, method_overrides(args.set, method_name))
-        append_result(args.out, json.dumps({"finished": time.strftime("%H:%M:%S"), **result}))
+        result, after = edit(bench, model, tokenizer, probes, method_name, method_overrides(args.set, method_name))
+        finished = time.strftime("%H%M%S")
+        after.write_parquet(args.out / f"p1-{method_name}-{finished}.parquet")  # the predictions, for a closer look
+        append_result(args.out, json.dumps({"finished": finished, **result}))
     return 0
 
 

@@ -105,3 +105,27 @@ def test_compute_metrics_keys_by_mode_and_k(frame: pl.DataFrame) -> None:
     assert sorted(metrics) == ["cloze", "letter"]
     assert sorted(metrics["cloze"]) == ["1", "10"]
     assert metrics["letter"]["10"]["overall"]["ccr"] == 0.5
+
+
+def test_q_minus_rows_asking_a_fact_another_request_updates_leave_the_q_minus_figures(frame: pl.DataFrame) -> None:
+    # row f (changed, distance 3) asks a fact that request r2 updates: its change is intended, not collateral
+    marked = frame.with_columns(asks_updated_fact=pl.col("id") == "f")
+    summary = summarise(marked, "edit")
+    assert summary["q_minus_asking_updated_facts"] == 1
+    assert summary["overall"]["rows"] == 9
+    assert summary["overall"]["ccr"] == pytest.approx(1 / 3)  # e, i unchanged; j changed
+    assert summary["ccr_by_distance"]["3"] == {"rows": 1, "ccr": 1.0}
+    assert summarise(frame, "edit")["q_minus_asking_updated_facts"] == 0
+
+
+def test_asks_an_updated_fact_matches_subject_and_relation_of_q_minus_rows_only() -> None:
+    from knowledgesmith.eval_harness.data import asks_an_updated_fact
+
+    requests = pl.DataFrame({"subject_id": ["italy", "france"], "relation_id": ["capital", "currency"]})
+    mcq = pl.DataFrame({
+        "role": ["q_minus", "q_minus", "q_minus", "q_plus", "q_minus"],
+        "query_subject_id": ["italy", "italy", "spain", "italy", None],
+        "query_relation_id": ["capital", "currency", "capital", "capital", None],
+    })
+    assert asks_an_updated_fact(mcq, requests).to_list() == [True, False, False, False, False]
+    assert asks_an_updated_fact(mcq.drop("query_subject_id"), requests).to_list() == [False] * 5

@@ -148,6 +148,8 @@ class EditBatchReport:
     z_steps: int
     z_final_loss: float
     residual_norms: dict[int, float] = field(default_factory=dict)
+    # how much of z − h the update realised at the last edited layer (bare prompt, fact token): 1 − |z − h₁|/|z − h₀|
+    z_realised: float = 0.0
 
 
 class LocateThenEditor:
@@ -423,6 +425,7 @@ class LocateThenEditor:
         import torch
 
         z, _, report = self.target_vectors(requests, prefixes)
+        gap_before = (z - self.current_outputs(requests)).norm(dim=0)
         for position, layer in enumerate(self.layers):
             keys = self.keys_at(layer, requests, prefixes)
             residual = (z - self.current_outputs(requests)) / (len(self.layers) - position)
@@ -435,6 +438,8 @@ class LocateThenEditor:
             weight = self.arch.mlp_out(self.model, layer).weight
             with torch.no_grad():
                 weight.add_((delta.T if self.arch.conv1d else delta).to(weight.dtype))
+        gap_after = (z - self.current_outputs(requests)).norm(dim=0)
+        report.z_realised = float((1 - gap_after / gap_before.clamp(min=1e-12)).mean())
         if self.project:  # later batches must not overwrite this one: remember its keys on the edited model
             for layer in self.layers:
                 keys = self.keys_at(layer, requests, prefixes)
