@@ -79,9 +79,12 @@ def known_requests(bench: Any, model: Any, tokenizer: Any, n: int, cache: Path) 
                       asks_an_updated_fact(probes, requests))
 
 
-def figures(probes: EditProbes, after: pl.DataFrame) -> dict[str, Any]:
-    rows = (probes.mcq.with_columns(probes.updated)
-            .select("id", "probe_type", "role", "answer", "target", "template_id", "asks_updated_fact")
+def figures(probes: EditProbes, after: pl.DataFrame, batch_size: int) -> dict[str, Any]:
+    # batches are taken in the requests' order (sorted by id), as the method takes them
+    batch_of = {r: i // batch_size for i, r in enumerate(probes.requests["request_id"].to_list())}
+    rows = (probes.mcq.with_columns(probes.updated,
+                                    batch=pl.col("request_id").replace_strict(batch_of, return_dtype=pl.Int64))
+            .select("id", "probe_type", "role", "answer", "target", "template_id", "asks_updated_fact", "batch")
             .join(probes.base, on="id").join(after, on="id"))
     direct = rows.filter(pl.col("probe_type") == "direct")
     conflict = rows.filter((pl.col("probe_type") == "conflict") & (pl.col("role") == "q_plus"))
@@ -94,6 +97,9 @@ def figures(probes: EditProbes, after: pl.DataFrame) -> dict[str, Any]:
         "direct": direct.height,
         "direct_efficacy_per_template": per_template,
         "direct_efficacy": round(float((direct["p1"] == direct["target"]).mean()), 3),
+        # sequential editing: each batch's direct efficacy after the last batch (batch 0 was applied first)
+        "direct_efficacy_per_batch": direct.group_by("batch").agg((pl.col("p1") == pl.col("target")).mean()
+                                                                  .round(3)).sort("batch")["p1"].to_list(),
         "direct_still_true": round(float((direct["p1"] == direct["answer"]).mean()), 3),
         "conflict_efficacy": round(float((conflict["p1"] == conflict["target"]).mean()), 3),
         "q_minus": minus.height,
@@ -109,12 +115,15 @@ def edit(bench: Any, model: Any, tokenizer: Any, probes: EditProbes, method_name
          overrides: dict[str, Any]) -> tuple[dict[str, Any], pl.DataFrame]:
     method, seconds, after = apply_and_rescore(bench, model, tokenizer, probes.requests, probes.mcq, method_name,
                                                overrides, lambda: score(model, tokenizer, probes.mcq, "p1"))
+    from knowledgesmith.eval_harness.methods import load_settings
+
+    batch_size = int(load_settings(method_name, model.config.model_type, overrides)["edit_batch_size"])
     batches = method.report.get("batches", [])
     return {"method": method_name, "overrides": overrides, "requests": probes.requests.height,
             "seconds": round(seconds, 1), "z_final_loss": [round(b["z_final_loss"], 3) for b in batches],
             "z_realised": [round(b["z_realised"], 3) for b in batches],
             "z_nll_every_5_steps": [round(point["nll"], 3) for point in method.curve[::5]],
-            "figures": figures(probes, after)}, after
+            "figures": figures(probes, after, batch_size)}, after
 
 
 def main(argv: list[str] | None = None) -> int:
