@@ -86,23 +86,33 @@ def known_requests(bench: Any, model: Any, tokenizer: Any, matcher: Any, n: int,
     return Probes(requests, probes, base.filter(pl.col("id").is_in(probes["id"].implode())))
 
 
-def figures(probes: Probes, after: pl.DataFrame) -> dict[str, Any]:
-    """RR (Q+ right before → still right) and Q− accuracy before/after (in %), per mode."""
+def figures(probes: Probes, after: pl.DataFrame, matcher: Any = None) -> dict[str, Any]:
+    """RR (Q+ right before → still right) and Q− accuracy before/after (in %), per mode; Q− rows asking a fact that
+    another chosen request forgets are left out, as the harness's metrics leave them out. With `matcher` and answer
+    texts (open mode): the share of Q+ and Q− answers that abstain ("I am not sure …")."""
+    from knowledgesmith.eval_harness.data import asks_an_updated_fact
+
+    updated = probes.mcq.select("id", "role").with_columns(asks_an_updated_fact(probes.mcq, probes.requests))
     joined = (after.join(probes.base.select("id", "mode", "p0"), on=["id", "mode"])
-              .join(probes.mcq.select("id", "role", "answer"), on="id"))
+              .join(probes.mcq.select("id", "answer"), on="id").join(updated, on="id"))
     out: dict[str, Any] = {}
     for mode in sorted(set(joined["mode"])):
         rows = joined.filter(pl.col("mode") == mode)
         known = rows.filter((pl.col("role") == "q_plus") & (pl.col("p0") == pl.col("answer")))
-        minus = rows.filter(pl.col("role") == "q_minus")
+        minus = rows.filter((pl.col("role") == "q_minus") & ~pl.col("asks_updated_fact"))
         out[mode] = {
             "q_plus_known": known.height,
             "rr": float((known["p1"] == known["answer"]).mean()) if known.height else None,
             "q_minus": minus.height,
+            "q_minus_asking_updated_facts": int(rows["asks_updated_fact"].sum()),
             "q_minus_before": 100 * float((minus["p0"] == minus["answer"]).mean()),
             "q_minus_after": 100 * float((minus["p1"] == minus["answer"]).mean()),
         }
         out[mode]["q_minus_drop"] = out[mode]["q_minus_before"] - out[mode]["q_minus_after"]
+        if matcher is not None and "p1_text" in rows.columns and rows["p1_text"].drop_nulls().len():
+            plus = rows.filter(pl.col("role") == "q_plus")
+            out[mode]["abstained_q_plus"] = float(matcher.abstained(plus["p1_text"].fill_null("").to_list()).mean())
+            out[mode]["abstained_q_minus"] = float(matcher.abstained(minus["p1_text"].fill_null("").to_list()).mean())
     return out
 
 
@@ -120,7 +130,7 @@ def unlearn(bench: Any, model: Any, tokenizer: Any, matcher: Any, probes: Probes
             "seconds": round(seconds, 1), "steps": len(curve),
             "forget": int((training["role"] == "forget").sum()), "retain": int((training["role"] == "retain").sum()),
             "first_terms": curve[0]["terms"], "last_terms": curve[-1]["terms"],
-            "figures": figures(probes, after), "after": after}
+            "figures": figures(probes, after, matcher), "after": after}
 
 
 def main(argv: list[str] | None = None) -> int:
