@@ -128,15 +128,19 @@ def edit(bench: Any, model: Any, tokenizer: Any, probes: EditProbes, method_name
             "figures": figures(probes, after, batch_size)}, after
 
 
-def reuse_target_vectors() -> None:
-    """Memoise the z optimisation within this process: AlphaEdit and MEMIT fit the same z for the same requests on
-    the same weights (the method only changes the update), and z is most of an edit's time on the CPU. The key holds
-    the requests, the contexts, every setting z depends on and a hash of the edited layers' weights (a later batch of
-    a sequential run sees the earlier batches' edits, which differ between methods)."""
+def reuse_target_vectors(folder: Path) -> None:
+    """Memoise the z optimisation in `folder` (OUT/z-cache): AlphaEdit and MEMIT fit the same z for the same requests
+    on the same weights (the method only changes the update), and z is most of an edit's time on the CPU. The key
+    holds the requests, the contexts, every setting z depends on and a hash of the edited layers' weights (a later
+    batch of a sequential run sees the earlier batches' edits, which differ between methods)."""
+    import hashlib
+
+    import torch
+
     from knowledgesmith.eval_harness.methods import alphaedit
 
     fit = alphaedit.LocateThenEditor.target_vectors
-    memo: dict[tuple, Any] = {}
+    folder.mkdir(parents=True, exist_ok=True)
     z_settings = ("layers", "fact_token", "v_num_grad_steps", "v_lr", "v_weight_decay", "clamp_norm_factor",
                   "kl_factor", "early_stop_loss")
 
@@ -144,12 +148,15 @@ def reuse_target_vectors() -> None:
         key = (tuple((r.request_id, r.prompt, r.subject, r.target_new) for r in requests), tuple(prefixes),
                tuple(str(self.settings.get(name)) for name in z_settings),
                alphaedit._weights_fingerprint(self.arch, self.model, self.layers))
-        if key not in memo:
-            curve_start = len(self.curve)
-            memo[key] = (*fit(self, requests, prefixes), self.curve[curve_start:])
-        else:
-            self.curve.extend(memo[key][3])
-        return memo[key][:3]
+        path = folder / (hashlib.sha256(repr(key).encode()).hexdigest()[:24] + ".pt")
+        if path.exists():
+            z, report, curve = torch.load(path, weights_only=False)
+            self.curve.extend(curve)
+            return z, None, report
+        curve_start = len(self.curve)
+        z, prompts, report = fit(self, requests, prefixes)
+        torch.save((z, report, self.curve[curve_start:]), path)
+        return z, prompts, report
 
     alphaedit.LocateThenEditor.target_vectors = memoised
 
@@ -158,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = measurement_parser(__doc__.split("\n\n")[0], "alphaedit, memit").parse_args(argv)
     bench, model, tokenizer = mini_build_and_smollm2(args.out)
-    reuse_target_vectors()
+    reuse_target_vectors(args.out / "z-cache")
     probes = known_requests(bench, model, tokenizer, args.requests, args.out / "base.parquet")
     print(json.dumps({"requests": probes.requests.height,
                       "probes": probes.mcq.group_by("probe_type").len().sort("probe_type").rows()}), flush=True)
