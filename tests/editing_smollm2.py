@@ -131,8 +131,8 @@ def edit(bench: Any, model: Any, tokenizer: Any, probes: EditProbes, method_name
 def reuse_target_vectors(folder: Path) -> None:
     """Memoise the z optimisation in `folder` (OUT/z-cache): AlphaEdit and MEMIT fit the same z for the same requests
     on the same weights (the method only changes the update), and z is most of an edit's time on the CPU. The key
-    holds the requests, the contexts, every setting z depends on and a hash of the edited layers' weights (a later
-    batch of a sequential run sees the earlier batches' edits, which differ between methods)."""
+    holds the editor's code, the requests, the contexts, every setting z depends on and a hash of the edited layers'
+    weights (a later batch of a sequential run sees the earlier batches' edits, which differ between methods)."""
     import hashlib
 
     import torch
@@ -145,7 +145,9 @@ def reuse_target_vectors(folder: Path) -> None:
                   "kl_factor", "early_stop_loss")
 
     def memoised(self: Any, requests: list, prefixes: list[str]) -> Any:
-        key = (tuple((r.request_id, r.prompt, r.subject, r.target_new) for r in requests), tuple(prefixes),
+        code = hashlib.sha256(Path(alphaedit.__file__).read_bytes()
+                              + Path(alphaedit.__file__).with_name("locate.py").read_bytes()).hexdigest()
+        key = (code, tuple((r.request_id, r.prompt, r.subject, r.target_new) for r in requests), tuple(prefixes),
                tuple(str(self.settings.get(name)) for name in z_settings),
                alphaedit._weights_fingerprint(self.arch, self.model, self.layers))
         path = folder / (hashlib.sha256(repr(key).encode()).hexdigest()[:24] + ".pt")

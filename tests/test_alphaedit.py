@@ -211,6 +211,15 @@ def test_rewrite_prompt_in_a_prefix_or_a_frame_keeps_the_subject_offset() -> Non
     assert text == "Well. Question: The capital of Spain is\nAnswer:" and text[:end].endswith("Spain")
 
 
+def test_the_fact_token_stops_before_a_subjects_trailing_punctuation() -> None:
+    # "D.C." + "?" is tokenised ".?" in a question, so the subject's last stable token is "C", not "."
+    from knowledgesmith.eval_harness.methods.alphaedit import LocateThenEditor
+
+    text, end = LocateThenEditor._filled("{} is an instance of", "Washington, D.C.", "")
+    assert text == "Washington, D.C. is an instance of" and text[:end] == "Washington, D.C"
+    assert LocateThenEditor._filled("{} is", "...", "")[1] == 3  # punctuation only: the whole subject
+
+
 def test_gpt_neox_is_known_and_an_unknown_family_names_the_flags_that_make_it_work() -> None:
     from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM, OPTConfig, OPTForCausalLM
 

@@ -30,6 +30,8 @@ from .locate import (
     pad_id_of,
 )
 
+_TRAILING_PUNCTUATION = ".,;:!?'\")]}"
+
 
 def stats_cache_root() -> Path:
     return Path(os.environ.get("KS_STATS_CACHE", Path.home() / ".cache" / "knowledgesmith" / "stats"))
@@ -294,7 +296,11 @@ class LocateThenEditor:
         before, after = prompt.split("{}", 1)
         outer_before, outer_after = context.split("{prompt}", 1) if "{prompt}" in context else (context, "")
         text = outer_before + before + subject + after + outer_after
-        return text, len(outer_before) + len(before) + len(subject)
+        # A subject's trailing punctuation merges with what follows it: "Washington, D.C." ends in the token "." in
+        # "… D.C. is" but in ".?" when a question asks about it, so a key read at "." is never seen again. The fact
+        # token is the subject's last token before trailing punctuation ("C"), the same in every phrasing.
+        core = subject.rstrip(_TRAILING_PUNCTUATION) or subject
+        return text, len(outer_before) + len(before) + len(core)
 
     def _encode(self, texts_and_ends: list[tuple[str, int]]) -> Any:
         texts = [t for t, _ in texts_and_ends]
