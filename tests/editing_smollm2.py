@@ -144,9 +144,10 @@ def reuse_target_vectors(folder: Path) -> None:
     z_settings = ("layers", "fact_token", "v_num_grad_steps", "v_lr", "v_weight_decay", "clamp_norm_factor",
                   "kl_factor", "early_stop_loss")
 
+    code = hashlib.sha256(Path(alphaedit.__file__).read_bytes()
+                          + Path(alphaedit.__file__).with_name("locate.py").read_bytes()).hexdigest()
+
     def memoised(self: Any, requests: list, prefixes: list[str]) -> Any:
-        code = hashlib.sha256(Path(alphaedit.__file__).read_bytes()
-                              + Path(alphaedit.__file__).with_name("locate.py").read_bytes()).hexdigest()
         key = (code, tuple((r.request_id, r.prompt, r.subject, r.target_new) for r in requests), tuple(prefixes),
                tuple(str(self.settings.get(name)) for name in z_settings),
                alphaedit._weights_fingerprint(self.arch, self.model, self.layers))

@@ -431,10 +431,11 @@ class LocateThenEditor:
         import torch
 
         z, _, report = self.target_vectors(requests, prefixes)
-        gap_before = (z - self.current_outputs(requests)).norm(dim=0)
+        current = self.current_outputs(requests)
+        gap_before = (z - current).norm(dim=0)
         for position, layer in enumerate(self.layers):
             keys = self.keys_at(layer, requests, prefixes)
-            residual = (z - self.current_outputs(requests)) / (len(self.layers) - position)
+            residual = (z - current) / (len(self.layers) - position)
             report.residual_norms[layer] = float(residual.norm(dim=0).mean())
             if self.project:
                 delta = alphaedit_update(residual, keys, self.projectors[layer], self.previous[layer],
@@ -444,8 +445,8 @@ class LocateThenEditor:
             weight = self.arch.mlp_out(self.model, layer).weight
             with torch.no_grad():
                 weight.add_((delta.T if self.arch.conv1d else delta).to(weight.dtype))
-        gap_after = (z - self.current_outputs(requests)).norm(dim=0)
-        report.z_realised = float((1 - gap_after / gap_before.clamp(min=1e-12)).mean())
+            current = self.current_outputs(requests)
+        report.z_realised = float((1 - (z - current).norm(dim=0) / gap_before.clamp(min=1e-12)).mean())
         if self.project:  # later batches must not overwrite this one: remember its keys on the edited model
             for layer in self.layers:
                 keys = self.keys_at(layer, requests, prefixes)
