@@ -56,7 +56,8 @@ def main() -> None:
           f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}")
 
     editor = LocateThenEditor(model, tokenizer, settings, project=args.method == "alphaedit")
-    texts, name = corpus_texts(settings["corpus"], int(settings["corpus_samples"]), 0, bench.mcq, bench.mcq)
+    texts, name = corpus_texts(settings["corpus"], int(settings["corpus_samples"]), 0, bench.mcq, bench.mcq,
+                               sample_model=lambda: editor.sampled_corpus(True))
     started = time.perf_counter()
     editor.prepare_statistics(texts, name, progress=True)
     editor.prepare_projectors()

@@ -202,6 +202,39 @@ def test_excluding_texts_from_c0_equals_computing_it_without_them(tiny_lm_dir: P
         assert 0 < editor.kept[layer] < editor._key_width(layer)
 
 
+def test_model_corpus_samples_the_model_deterministically_and_joins_with_kg(tiny_lm_dir: Path, tmp_path: Path,
+                                                                          monkeypatch) -> None:
+    import polars as pl
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from knowledgesmith.eval_harness.methods import load_settings
+    from knowledgesmith.eval_harness.methods.alphaedit import LocateThenEditor, corpus_texts, sample_texts
+    from knowledgesmith.eval_harness.methods.base import MethodError
+
+    monkeypatch.setenv("KS_STATS_CACHE", str(tmp_path / "stats"))
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_dir).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_lm_dir)
+    first = sample_texts(model, tok, 5, 8, seed=3, batch_size=2)
+    assert first == sample_texts(model, tok, 5, 8, seed=3, batch_size=2)  # seeded: the same texts every time
+    assert first != sample_texts(model, tok, 5, 8, seed=4, batch_size=2)
+    assert 0 < len(first) <= 5  # empty samples (the model ended at once) are dropped
+    state = torch.random.get_rng_state()
+    sample_texts(model, tok, 2, 4, seed=0)
+    assert torch.equal(state, torch.random.get_rng_state())  # the caller's random stream is left as it was
+
+    settings = load_settings("alphaedit", "llama", {"layers": [0], "model_samples": 6, "model_sample_tokens": 8})
+    editor = LocateThenEditor(model, tok, settings, project=True)
+    probes = pl.DataFrame({"question": ["What is the capital of France?"], "choices": [["paris", "rome", "x", "y"]],
+                           "answer": [0], "role": ["q_plus"]})
+    texts, name = corpus_texts("model+kg", 100, 0, probes, probes, sample_model=lambda: editor.sampled_corpus(False))
+    sampled = editor.sampled_corpus(False)  # cached on disk: the same texts, read back
+    assert list((tmp_path / "stats" / "samples").glob("*.json"))
+    assert sorted(texts) == sorted([*sampled, "What is the capital of France? paris"])
+    assert name.startswith("model: ") and " + kg: " in name
+    with pytest.raises(MethodError, match="needs the model"):
+        corpus_texts("model", 10, 0, probes, probes)
+
+
 def test_rewrite_prompt_in_a_prefix_or_a_frame_keeps_the_subject_offset() -> None:
     from knowledgesmith.eval_harness.methods.alphaedit import LocateThenEditor
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,15 +42,27 @@ def stats_cache_root() -> Path:
 
 
 def corpus_texts(setting: str, samples: int, seed: int, benchmark_mcq: pl.DataFrame | None,
-                 probes: pl.DataFrame, frames: list[str] | None = None) -> tuple[list[str], str]:
+                 probes: pl.DataFrame, frames: list[str] | None = None,
+                 sample_model: Callable[[], list[str]] | None = None) -> tuple[list[str], str]:
     """Texts whose MLP keys define C₀, and a name for the report.
 
     `kg` (the offline default): the benchmark's own verbalised facts — every MCQ question with its gold answer, in
     each of `frames` (`corpus_frames`; e.g. the scoring frame too, so that C₀ holds the keys the model sees when it
     is asked).
-    A path: a local text file, one document per non-empty line. Otherwise a `datasets` id with a `text` column.
+    `model`: text the model itself writes from its start token (`sample_model()`), a general-text corpus that needs
+    no download. A path: a local text file, one document per non-empty line. Otherwise a `datasets` id with a `text`
+    column. Several joined by `+` (`model+kg`) are taken together, `samples` from each.
     """
-    if setting == "kg":
+    if "+" in setting and not Path(setting).is_file():
+        parts = [corpus_texts(part, samples, seed, benchmark_mcq, probes, frames, sample_model)
+                 for part in setting.split("+")]
+        return [text for texts, _ in parts for text in texts], " + ".join(name for _, name in parts)
+    if setting == "model":
+        if sample_model is None:
+            raise MethodError("corpus 'model' needs the model to sample from")
+        texts = sample_model()
+        name = f"model: {len(texts)} texts the model wrote from its start token"
+    elif setting == "kg":
         frame = benchmark_mcq if benchmark_mcq is not None else probes
         texts = sorted(set(_verbalised(frame, frames)))
         name = f"kg: verbalised facts of the benchmark (question + gold answer; frames {frames or [PLAIN_FRAME]})"
@@ -129,6 +142,37 @@ def key_second_moments(model: Any, tokenizer: Any, arch: Architecture, layers: l
                 sums[layer] = sums.get(layer, 0) + k.T @ k
             tokens += int(mask.sum())
     return {layer: (sums[layer] / tokens).float() for layer in layers}, tokens
+
+
+def sample_texts(model: Any, tokenizer: Any, count: int, tokens: int, seed: int, *, batch_size: int = 64,
+                 progress: bool = False) -> list[str]:
+    """`count` texts of about `tokens` tokens that the model writes from its start token (plain sampling at
+    temperature 1, seeded): a general-text corpus for C₀ where none can be downloaded. The keys of these texts are the
+    ones the model produces on its own distribution, which is what a preserved-knowledge corpus stands for."""
+    import torch
+    from tqdm.auto import tqdm
+
+    device = next(model.parameters()).device
+    start = tokenizer.bos_token or tokenizer.eos_token
+    start_ids = tokenizer(start, add_special_tokens=False, return_tensors="pt")["input_ids"] if start \
+        else tokenizer("The", return_tensors="pt")["input_ids"]
+    pad = pad_id_of(tokenizer)
+    texts: list[str] = []
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        for first in tqdm(range(0, count, batch_size), desc="sampling C0 corpus", disable=not progress,
+                          unit="batch"):
+            rows = min(batch_size, count - first)
+            starts = start_ids.to(device).repeat(rows, 1)
+            with torch.no_grad():
+                out = model.generate(starts, attention_mask=torch.ones_like(starts), do_sample=True, top_k=0,
+                                     top_p=1.0, temperature=1.0, max_new_tokens=tokens, pad_token_id=pad)
+            texts.extend(tokenizer.decode(row, skip_special_tokens=True).strip()
+                         for row in out[:, start_ids.shape[1]:])
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return [t for t in texts if t]
 
 
 def logits_at(model: Any, input_ids: Any, attention: Any, rows: Any, positions: Any) -> Any:
@@ -212,6 +256,25 @@ class LocateThenEditor:
                 self.moments[layer] = moment
         self.report["corpus"] = {"name": corpus_name, "texts": len(texts), "tokens": tokens}
         self.corpus_tokens = int(tokens or 0)
+
+    def sampled_corpus(self, progress: bool) -> list[str]:
+        """The `model` corpus: `model_samples` texts of `model_sample_tokens` tokens sampled from the model, cached on
+        disk beside the statistics (keyed by the edited weights and the sampling settings), as sampling them takes
+        minutes on a CPU."""
+        import json
+
+        count, tokens = int(self.settings.get("model_samples", 2000)), int(self.settings.get("model_sample_tokens", 64))
+        seed = int(self.settings.get("seed", 0))
+        fingerprint = _weights_fingerprint(self.arch, self.model, self.layers)
+        path = stats_cache_root() / "samples" / f"{fingerprint}-{count}x{tokens}-seed{seed}.json"
+        if path.exists():
+            return json.loads(path.read_text(encoding="utf-8"))
+        texts = sample_texts(self.model, self.tokenizer, count, tokens, seed, progress=progress)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+        return texts
 
     def exclude_texts(self, texts: list[str], progress: bool) -> None:
         """Take the keys of `texts` back out of C₀ (they were part of its corpus).
@@ -463,9 +526,10 @@ class _LocateThenEdit(Intervention):
               settings: dict[str, Any]) -> Any:
         editor = LocateThenEditor(model, tokenizer, settings, project=self.project)
         frames = settings.get("corpus_frames")  # None: the plain frame
-        texts, name = corpus_texts(str(settings["corpus"]), int(settings["corpus_samples"]),
-                                   int(settings.get("seed", 0)), self.benchmark_mcq, probes, frames)
         progress = bool(settings.get("progress", False))
+        texts, name = corpus_texts(str(settings["corpus"]), int(settings["corpus_samples"]),
+                                   int(settings.get("seed", 0)), self.benchmark_mcq, probes, frames,
+                                   lambda: editor.sampled_corpus(progress))
         editor.prepare_statistics(texts, name, progress=progress)
         if settings.get("corpus_exclude_edited", True):
             editor.exclude_texts(edited_fact_texts(probes, set(texts), frames), progress=progress)
