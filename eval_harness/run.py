@@ -314,7 +314,8 @@ def evaluate(config: RunConfig, out: Path, *, overwrite: bool = False, progress:
             say(f"k = {k}: applying {method.name} to {len(requests)} requests")
             torch.manual_seed(config.seed)
             started = time.perf_counter()
-            model = method.apply(model, tokenizer, requests, mcq_k, settings)
+            # progress is how the run is shown, not a setting of the method: not in config.json
+            model = method.apply(model, tokenizer, requests, mcq_k, settings | {"progress": progress})
             seconds = time.perf_counter() - started
             _write_method_outputs(out, k, method)
             if geometry_wanted:

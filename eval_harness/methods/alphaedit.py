@@ -431,9 +431,13 @@ class LocateThenEditor:
         params = [p for p in model.parameters() if p.requires_grad]
         for p in params:
             p.requires_grad_(False)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(range(int(self.settings["v_num_grad_steps"])), desc=f"target vectors ({n} requests)",
+                   unit="step", disable=not bool(self.settings.get("progress", False)), leave=False)
         try:
             with torch.enable_grad():
-                for step in range(int(self.settings["v_num_grad_steps"])):
+                for step in bar:
                     optimiser.zero_grad(set_to_none=True)
                     with add_at_positions(last_layer, all_rows, positions, deltas, which):
                         read = torch.log_softmax(logits_at(model, input_ids, attention, read_rows, read_positions),
@@ -452,6 +456,7 @@ class LocateThenEditor:
                                        "nll": float(nll_per_request.detach().mean())})
                     steps = step + 1
                     done = done | (nll_per_request.detach() < float(self.settings["early_stop_loss"]))
+                    bar.set_postfix(nll=f"{self.curve[-1]['nll']:.3f}", done=f"{int(done.sum())}/{n}")
                     if bool(done.all()):
                         break
                     # requests already below the stopping loss keep their vector: zero loss weight, then restore
@@ -463,6 +468,7 @@ class LocateThenEditor:
                         deltas.mul_(torch.clamp(limit / norms, max=1.0).unsqueeze(1))
                         deltas[done] = kept[done]
         finally:
+            bar.close()
             for p in params:
                 p.requires_grad_(True)
         z = (h_init + deltas.detach()).T  # (d, n)
@@ -536,7 +542,10 @@ class _LocateThenEdit(Intervention):
         editor.prepare_projectors()
         prefixes = editor._contexts()
         size = int(settings["edit_batch_size"])
-        for start in range(0, len(requests), size):
+        from tqdm.auto import tqdm
+
+        for start in tqdm(range(0, len(requests), size), desc=f"{self.name}: edit batches of {size}", unit="batch",
+                          disable=not progress or len(requests) <= size):
             batch = editor.edit_batch(requests[start: start + size], prefixes)
             editor.report["batches"].append(batch.__dict__ | {"residual_norms": {
                 str(k): v for k, v in batch.residual_norms.items()}})
