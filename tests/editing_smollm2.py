@@ -72,8 +72,9 @@ def known_requests(bench: Any, model: Any, tokenizer: Any, n: int, cache: Path) 
              .filter(pl.col("known")).sort("request_id"))
     # one request per subject (the first by id), as CounterFact's batches are: two edits of one subject in a batch
     # ask nearly the same key for two different target vectors
-    right = right.join(leaf.select("request_id", "subject_id"), on="request_id").unique("subject_id", keep="first",
-                                                                                       maintain_order=True)
+    # (a join does not keep the row order: sort again, or head(n) picks different requests from run to run)
+    right = (right.join(leaf.select("request_id", "subject_id"), on="request_id").sort("request_id")
+             .unique("subject_id", keep="first", maintain_order=True))
     chosen = right.head(n)["request_id"].implode()
     requests = leaf.filter(pl.col("request_id").is_in(chosen)).sort("request_id")
     probes = mcq.filter(pl.col("request_id").is_in(chosen)).sort("id")
@@ -125,6 +126,7 @@ def edit(bench: Any, model: Any, tokenizer: Any, probes: EditProbes, method_name
             "seconds": round(seconds, 1), "z_final_loss": [round(b["z_final_loss"], 3) for b in batches],
             "z_realised": [round(b["z_realised"], 3) for b in batches],
             "z_nll_every_5_steps": [round(point["nll"], 3) for point in method.curve[::5]],
+            "corpus": method.report.get("corpus"), "nullspace_directions": method.report.get("nullspace_directions"),
             "figures": figures(probes, after, batch_size)}, after
 
 
