@@ -133,17 +133,20 @@ def _edit_sequentially(method: str, folder: Path, count: int) -> tuple[float, fl
 
 
 # Measured (seed 0, CPU, one thread; efficacy, first-batch efficacy, specificity):
-#   10 edits: AlphaEdit 0.50 / 0.50 / 0.60   MEMIT 1.00 / 1.00 / 1.00   (two threads: MEMIT specificity 0.78)
-#   40 edits: AlphaEdit 0.30 / 0.10 / 0.33   MEMIT 0.05 / 0.10 / 0.03   (two threads: MEMIT 0.07 / 0.10 / 0.07)
+#   10 edits: AlphaEdit 0.50 / 0.50 / 0.60   MEMIT 1.00 / 1.00 / 1.00 (specificity 0.78 with two threads, and 0.20
+#             with one on a later machine with the same pinned torch)
+#   40 edits: AlphaEdit 0.30 / 0.10 / 0.33   MEMIT 0.05 / 0.10 / 0.03   (the later machine: 0.10 / 0.00 / 0.03)
 # One batch of 10 is easy for MEMIT; after four batches its updates have overwritten each other and the facts
 # around them, while AlphaEdit's projection (and its cache of earlier keys) keeps a third of both. With so few
 # hidden dimensions (64) the edited keys share most of their directions with the preserved ones, which is why
-# AlphaEdit's projection also takes half of the first batch's efficacy. The bounds sit below these figures.
+# AlphaEdit's projection also takes half of the first batch's efficacy. MEMIT's specificity after one batch is not
+# bounded: on this toy it swings between 0.2 and 1.0 with the float summation order (thread count, CPU), while
+# AlphaEdit's figures came out the same everywhere. The other bounds sit below these figures.
 def test_ten_edits_in_one_batch(memorised: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KS_STATS_CACHE", str(tmp_path / "stats"))
     alpha = _edit_sequentially("alphaedit", memorised, 10)
     memit = _edit_sequentially("memit", memorised, 10)
-    assert memit[0] >= 0.8 and memit[2] >= 0.6, memit
+    assert memit[0] >= 0.8 and memit[1] >= 0.8, memit
     assert alpha[0] >= 0.3 and alpha[2] >= 0.4, alpha
 
 
