@@ -202,6 +202,34 @@ def test_excluding_texts_from_c0_equals_computing_it_without_them(tiny_lm_dir: P
         assert 0 < editor.kept[layer] < editor._key_width(layer)
 
 
+def test_target_vectors_in_chunks_equal_one_pass(tiny_lm_dir: Path) -> None:
+    """The z fit goes through the model a chunk of requests at a time (memory bounded by z_chunk_rows); each request's
+    loss reads only its own rows, so the chunks give the same vectors as one pass, and requests that stop early leave
+    the others' optimisation alone."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from knowledgesmith.eval_harness.methods import load_settings
+    from knowledgesmith.eval_harness.methods.alphaedit import LocateThenEditor
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_dir).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_lm_dir)
+    words = "paris london gold iron river mountain".split()
+    requests = [EditRequest(f"r{i}", w, "The capital of {} is" if i % 2 else "The symbol of {} is", "x",
+                            words[(i + 1) % len(words)], "unknown") for i, w in enumerate(words)]
+    fitted = {}
+    for rows in (1000, 6, 1):  # one pass; two requests (3 rows each) per chunk; one request per chunk
+        settings = load_settings("alphaedit", "llama", {"layers": [0], "fact_token": "last", "v_num_grad_steps": 15,
+                                                        "v_lr": 0.5, "num_prefixes": 2, "z_chunk_rows": rows,
+                                                        "early_stop_loss": 5.5})
+        editor = LocateThenEditor(model, tok, settings, project=True)
+        z, _, report = editor.target_vectors(requests, editor._contexts())
+        fitted[rows] = (z, report.z_steps, report.z_stopped)
+    assert 0 < fitted[1000][2] < len(requests), "the test should have some requests stop early and some not"
+    for rows in (6, 1):
+        assert fitted[rows][1:] == fitted[1000][1:]
+        assert torch.allclose(fitted[rows][0], fitted[1000][0], atol=1e-4), rows
+
+
 def test_model_corpus_samples_the_model_deterministically_and_joins_with_kg(tiny_lm_dir: Path, tmp_path: Path,
                                                                           monkeypatch) -> None:
     import polars as pl

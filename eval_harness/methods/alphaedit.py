@@ -196,6 +196,7 @@ class EditBatchReport:
     residual_norms: dict[int, float] = field(default_factory=dict)
     # how much of z − h the update realised at the last edited layer (bare prompt, fact token): 1 − |z − h₁|/|z − h₀|
     z_realised: float = 0.0
+    z_stopped: int = 0  # requests whose NLL fell below early_stop_loss (their δ was frozen there)
 
 
 class LocateThenEditor:
@@ -403,31 +404,75 @@ class LocateThenEditor:
             attention[i, : len(ids)] = 1
             labels[i, : len(lab)] = torch.tensor(lab, device=self.device)
         positions = prompts.fact_positions
-        all_rows = torch.arange(len(rows_ids), device=self.device)
         which = torch.cat([owner, torch.arange(n, device=self.device)])
-        kl_index = torch.arange(len(rewrite), len(rewrite) + n, device=self.device)
         kl_last = torch.tensor(prompts.lengths[len(rewrite):], device=self.device) - 1
+        per = len(prefixes)
+        lengths = attention.sum(dim=1)
+        chunk_requests = max(1, int(self.settings.get("z_chunk_rows", 256)) // (per + 1))
 
+        def rows_of(chunk: Any) -> Any:
+            """The rows of requests `chunk`: their rewrite rows (request i's are i·per … i·per + per − 1), then their
+            KL rows."""
+            return torch.cat([(chunk[:, None] * per + torch.arange(per, device=self.device)).reshape(-1),
+                              len(rewrite) + chunk])
+
+        # the KL reference and h at the fact token (bare prompt), a chunk of requests at a time
         store: dict[str, Any] = {}
+        base_kl_parts, h_parts = [], []
         with torch.no_grad(), capture_layer_output(last_layer, store):
-            base_kl = torch.log_softmax(logits_at(model, input_ids, attention, kl_index, kl_last), dim=-1)
-            bare_rows = torch.arange(0, len(rewrite), len(prefixes), device=self.device)
-            h_init = store["out"][bare_rows, positions[bare_rows]].float()  # (n, d): bare prompt, fact token
+            for first in range(0, n, chunk_requests):
+                chunk = torch.arange(first, min(n, first + chunk_requests), device=self.device)
+                rows = rows_of(chunk)
+                width = int(lengths[rows].max())
+                kl_rows = torch.arange(len(chunk) * per, len(rows), device=self.device)
+                base_kl_parts.append(torch.log_softmax(logits_at(model, input_ids[rows, :width],
+                                                                 attention[rows, :width], kl_rows, kl_last[chunk]),
+                                                       dim=-1))
+                bare = torch.arange(0, len(chunk) * per, per, device=self.device)
+                h_parts.append(store["out"][bare, positions[rows][bare]].float())
+        base_kl = torch.cat(base_kl_parts)
+        h_init = torch.cat(h_parts)  # (n, d): bare prompt, fact token
 
         hidden = h_init.shape[1]
         deltas = torch.zeros((n, hidden), device=self.device, requires_grad=True)
         optimiser = torch.optim.Adam([deltas], lr=float(self.settings["v_lr"]))
         limit = float(self.settings["clamp_norm_factor"]) * h_init.norm(dim=1)
-        # the positions whose logits predict a target token, and the requests they belong to
-        target_rows, target_positions = (labels[:, 1:] != -100).nonzero(as_tuple=True)
-        target_tokens = labels[target_rows, target_positions + 1]
-        tokens_per_row = torch.zeros(len(rows_ids), device=self.device).index_add(
-            0, target_rows, torch.ones_like(target_rows, dtype=torch.float32))
-        read_rows = torch.cat([target_rows, kl_index])
-        read_positions = torch.cat([target_positions, kl_last])
-        n_targets = len(target_rows)
+        kl_factor, decay_factor = float(self.settings["kl_factor"]), float(self.settings["v_weight_decay"])
+
+        def chunk_losses(chunk: Any) -> tuple[Any, Any]:
+            """(NLL, loss) of the requests `chunk` (indices into the batch) from their rows only: their rewrite rows
+            and their KL row, trimmed to the chunk's longest row. A request's loss reads only its own rows and δ."""
+            rows = rows_of(chunk)
+            width = int(lengths[rows].max())
+            chunk_labels = labels[rows, :width]
+            target_rows, target_positions = (chunk_labels[:, 1:] != -100).nonzero(as_tuple=True)
+            target_tokens = chunk_labels[target_rows, target_positions + 1]
+            tokens_per_row = torch.zeros(len(rows), device=self.device).index_add(
+                0, target_rows, torch.ones_like(target_rows, dtype=torch.float32))
+            kl_rows = torch.arange(len(chunk) * per, len(rows), device=self.device)
+            with add_at_positions(last_layer, torch.arange(len(rows), device=self.device), positions[rows], deltas,
+                                  which[rows]):
+                read = torch.log_softmax(logits_at(model, input_ids[rows, :width], attention[rows, :width],
+                                                   torch.cat([target_rows, kl_rows]),
+                                                   torch.cat([target_positions, kl_last[chunk]])), dim=-1)
+            n_targets = len(target_rows)
+            token_logp = read[:n_targets].gather(-1, target_tokens.unsqueeze(-1)).squeeze(-1)
+            per_row = -torch.zeros(len(rows), device=self.device).index_add(0, target_rows, token_logp) \
+                / tokens_per_row.clamp(min=1)
+            nll = per_row[: len(chunk) * per].reshape(len(chunk), per).mean(dim=1)
+            kl = torch.nn.functional.kl_div(read[n_targets:], base_kl[chunk], log_target=True,
+                                            reduction="none").sum(-1)
+            decay = (deltas[chunk].norm(dim=1) ** 2) / (h_init[chunk].norm(dim=1) ** 2)
+            return nll, nll + kl_factor * kl + decay_factor * decay
+
+        # Requests are optimised together (one Adam over all δ) but their rows go through the model a chunk at a
+        # time, gradients accumulated: memory is bounded by `z_chunk_rows`, not by the batch (100 requests × 6
+        # contexts of SmolLM2 took more than 24 GB in one pass). Requests below the stopping loss are left out.
         done = torch.zeros(n, dtype=torch.bool, device=self.device)
-        steps, nll_per_request = 0, torch.zeros(n)
+        steps = 0
+        nll_per_request = torch.zeros(n, device=self.device)
+        loss_per_request = torch.zeros(n, device=self.device)
+        early_stop = float(self.settings["early_stop_loss"])
         params = [p for p in model.parameters() if p.requires_grad]
         for p in params:
             p.requires_grad_(False)
@@ -439,29 +484,24 @@ class LocateThenEditor:
             with torch.enable_grad():
                 for step in bar:
                     optimiser.zero_grad(set_to_none=True)
-                    with add_at_positions(last_layer, all_rows, positions, deltas, which):
-                        read = torch.log_softmax(logits_at(model, input_ids, attention, read_rows, read_positions),
-                                                 dim=-1)
-                    token_logp = read[:n_targets].gather(-1, target_tokens.unsqueeze(-1)).squeeze(-1)
-                    per_row = -torch.zeros(len(rows_ids), device=self.device).index_add(0, target_rows, token_logp) \
-                        / tokens_per_row.clamp(min=1)
-                    rows_nll = per_row[: len(rewrite)]
-                    nll_per_request = torch.zeros(n, device=self.device).index_add(0, owner, rows_nll) / len(prefixes)
-                    current_kl = read[n_targets:]
-                    kl = torch.nn.functional.kl_div(current_kl, base_kl, log_target=True, reduction="none").sum(-1)
-                    decay = (deltas.norm(dim=1) ** 2) / (h_init.norm(dim=1) ** 2)
-                    loss_per_request = (nll_per_request + float(self.settings["kl_factor"]) * kl
-                                        + float(self.settings["v_weight_decay"]) * decay)
-                    self.curve.append({"step": step, "loss": float(loss_per_request.detach().mean()),
-                                       "nll": float(nll_per_request.detach().mean())})
+                    active = (~done).nonzero(as_tuple=True)[0]
+                    for first in range(0, len(active), chunk_requests):
+                        chunk = active[first: first + chunk_requests]
+                        nll, loss = chunk_losses(chunk)
+                        nll_per_request[chunk] = nll.detach()
+                        loss_per_request[chunk] = loss.detach()
+                        still = nll.detach() >= early_stop
+                        done[chunk] = ~still
+                        if bool(still.any()):
+                            (loss * still.float()).sum().backward()
+                    self.curve.append({"step": step, "loss": float(loss_per_request.mean()),
+                                       "nll": float(nll_per_request.mean())})
                     steps = step + 1
-                    done = done | (nll_per_request.detach() < float(self.settings["early_stop_loss"]))
                     bar.set_postfix(nll=f"{self.curve[-1]['nll']:.3f}", done=f"{int(done.sum())}/{n}")
                     if bool(done.all()):
                         break
-                    # requests already below the stopping loss keep their vector: zero loss weight, then restore
+                    # requests already below the stopping loss keep their vector (Adam's momentum would move it)
                     kept = deltas.detach().clone()
-                    (loss_per_request * (~done).float()).sum().backward()
                     optimiser.step()
                     with torch.no_grad():
                         norms = deltas.norm(dim=1).clamp(min=1e-12)
@@ -472,7 +512,7 @@ class LocateThenEditor:
             for p in params:
                 p.requires_grad_(True)
         z = (h_init + deltas.detach()).T  # (d, n)
-        return z, prompts, EditBatchReport(n, steps, float(nll_per_request.detach().mean()))
+        return z, prompts, EditBatchReport(n, steps, float(nll_per_request.detach().mean()), z_stopped=int(done.sum()))
 
     def keys_at(self, layer: int, requests: list[EditRequest], prefixes: list[str]) -> Any:
         """K at `layer`: the MLP projection's input at the fact token, averaged over the prefixes (d_in × n)."""
