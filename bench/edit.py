@@ -44,6 +44,7 @@ def main() -> None:
     from knowledgesmith.eval_harness.data import load_benchmark
     from knowledgesmith.eval_harness.methods import get_method, load_settings, requests_from_frame
     from knowledgesmith.eval_harness.methods.alphaedit import LocateThenEditor, corpus_texts
+    from knowledgesmith.eval_harness.methods.base import parse_overrides
     from knowledgesmith.eval_harness.models import load_model
 
     data = args.data
@@ -57,10 +58,7 @@ def main() -> None:
     requests = requests_from_frame(bench.requests.filter(pl.col("level") == "leaf").sort("k_min", "request_id")
                                    .head(args.requests))
     model, tokenizer = load_model(args.model, device=args.device, dtype="float32")
-    import yaml
-
-    overrides = {key: yaml.safe_load(value) for key, _, value in (item.partition("=") for item in args.set)}
-    settings = load_settings(args.method, model.config.model_type, overrides)
+    settings = load_settings(args.method, model.config.model_type, parse_overrides(args.set))
     settings["progress"] = True
     print(f"model {args.model} ({model.config.model_type}, {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M "
           f"params) on {next(model.parameters()).device}, {len(requests)} requests, torch threads "

@@ -145,10 +145,10 @@ def key_second_moments(model: Any, tokenizer: Any, arch: Architecture, layers: l
 
 
 def sample_texts(model: Any, tokenizer: Any, count: int, tokens: int, seed: int, *, batch_size: int = 64,
-                 progress: bool = False) -> list[str]:
-    """`count` texts of about `tokens` tokens that the model writes from its start token (plain sampling at
-    temperature 1, seeded): a general-text corpus for C₀ where none can be downloaded. The keys of these texts are the
-    ones the model produces on its own distribution, which is what a preserved-knowledge corpus stands for."""
+                 progress: bool = False, **sampling: Any) -> list[str]:
+    """`count` texts of `tokens` new tokens that the model writes from its start token, seeded (the caller's random
+    state is left as it was), decoded and stripped; `sampling` goes to `generate` (do_sample is on). The editor's
+    context prefixes and the `model` corpus of C₀ are both drawn here."""
     import torch
     from tqdm.auto import tqdm
 
@@ -161,18 +161,16 @@ def sample_texts(model: Any, tokenizer: Any, count: int, tokens: int, seed: int,
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        for first in tqdm(range(0, count, batch_size), desc="sampling C0 corpus", disable=not progress,
-                          unit="batch"):
-            rows = min(batch_size, count - first)
-            starts = start_ids.to(device).repeat(rows, 1)
+        for first in tqdm(range(0, count, batch_size), desc="sampling texts", disable=not progress, unit="batch"):
+            starts = start_ids.to(device).repeat(min(batch_size, count - first), 1)
             with torch.no_grad():
-                out = model.generate(starts, attention_mask=torch.ones_like(starts), do_sample=True, top_k=0,
-                                     top_p=1.0, temperature=1.0, max_new_tokens=tokens, pad_token_id=pad)
+                out = model.generate(starts, attention_mask=torch.ones_like(starts), do_sample=True,
+                                     max_new_tokens=tokens, pad_token_id=pad, **sampling)
             texts.extend(tokenizer.decode(row, skip_special_tokens=True).strip()
                          for row in out[:, start_ids.shape[1]:])
     finally:
         torch.random.set_rng_state(generator_state)
-    return [t for t in texts if t]
+    return texts
 
 
 def logits_at(model: Any, input_ids: Any, attention: Any, rows: Any, positions: Any) -> Any:
@@ -270,7 +268,9 @@ class LocateThenEditor:
         path = stats_cache_root() / "samples" / f"{fingerprint}-{count}x{tokens}-seed{seed}.json"
         if path.exists():
             return json.loads(path.read_text(encoding="utf-8"))
-        texts = sample_texts(self.model, self.tokenizer, count, tokens, seed, progress=progress)
+        # plain sampling at temperature 1: the keys the model produces on its own distribution; empty texts dropped
+        texts = [t for t in sample_texts(self.model, self.tokenizer, count, tokens, seed, progress=progress,
+                                         top_k=0, top_p=1.0, temperature=1.0) if t]
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         tmp.write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
@@ -315,27 +315,13 @@ class LocateThenEditor:
     # prompts
     def _prefixes(self) -> list[str]:
         """Short context prefixes sampled from the model itself, fixed by the seed (the reference samples them too)."""
-        import torch
-
         count, length = int(self.settings["num_prefixes"]), int(self.settings["prefix_tokens"])
-        prefixes = [""]
         if count <= 0:
-            return prefixes
-        start = self.tokenizer.bos_token or self.tokenizer.eos_token
-        start_ids = self.tokenizer(start, add_special_tokens=False, return_tensors="pt")["input_ids"] \
-            if start else self.tokenizer("The", return_tensors="pt")["input_ids"]
-        generator_state = torch.random.get_rng_state()
-        torch.manual_seed(int(self.settings.get("seed", 0)))
-        try:
-            starts = start_ids.to(self.device).repeat(count, 1)
-            out = self.model.generate(starts, attention_mask=torch.ones_like(starts), do_sample=True, top_k=5,
-                                      max_new_tokens=length, min_new_tokens=length, pad_token_id=self.pad)
-        finally:
-            torch.random.set_rng_state(generator_state)
-        for row in out[:, start_ids.shape[1]:]:
-            text = self.tokenizer.decode(row, skip_special_tokens=True).replace("{", " ").replace("}", " ").strip()
-            prefixes.append(f"{text}. " if text else "")
-        return prefixes
+            return [""]
+        texts = sample_texts(self.model, self.tokenizer, count, length, int(self.settings.get("seed", 0)),
+                             batch_size=count, top_k=5, min_new_tokens=length)
+        cleaned = [text.replace("{", " ").replace("}", " ").strip() for text in texts]  # braces would be fields
+        return ["", *(f"{text}. " if text else "" for text in cleaned)]
 
     def _contexts(self) -> list[str]:
         """Where the rewrite prompt is placed for the target vectors and the keys: every sampled prefix within every
@@ -410,11 +396,12 @@ class LocateThenEditor:
         lengths = attention.sum(dim=1)
         chunk_requests = max(1, int(self.settings.get("z_chunk_rows", 256)) // (per + 1))
 
-        def rows_of(chunk: Any) -> Any:
-            """The rows of requests `chunk`: their rewrite rows (request i's are i·per … i·per + per − 1), then their
-            KL rows."""
-            return torch.cat([(chunk[:, None] * per + torch.arange(per, device=self.device)).reshape(-1),
+        def rows_of(chunk: Any) -> tuple[Any, int, Any]:
+            """The rows of requests `chunk` (their rewrite rows — request i's are i·per … i·per + per − 1 — then their
+            KL rows), the width of the longest, and where the KL rows sit among them."""
+            rows = torch.cat([(chunk[:, None] * per + torch.arange(per, device=self.device)).reshape(-1),
                               len(rewrite) + chunk])
+            return rows, int(lengths[rows].max()), torch.arange(len(chunk) * per, len(rows), device=self.device)
 
         # the KL reference and h at the fact token (bare prompt), a chunk of requests at a time
         store: dict[str, Any] = {}
@@ -422,9 +409,7 @@ class LocateThenEditor:
         with torch.no_grad(), capture_layer_output(last_layer, store):
             for first in range(0, n, chunk_requests):
                 chunk = torch.arange(first, min(n, first + chunk_requests), device=self.device)
-                rows = rows_of(chunk)
-                width = int(lengths[rows].max())
-                kl_rows = torch.arange(len(chunk) * per, len(rows), device=self.device)
+                rows, width, kl_rows = rows_of(chunk)
                 base_kl_parts.append(torch.log_softmax(logits_at(model, input_ids[rows, :width],
                                                                  attention[rows, :width], kl_rows, kl_last[chunk]),
                                                        dim=-1))
@@ -442,14 +427,12 @@ class LocateThenEditor:
         def chunk_losses(chunk: Any) -> tuple[Any, Any]:
             """(NLL, loss) of the requests `chunk` (indices into the batch) from their rows only: their rewrite rows
             and their KL row, trimmed to the chunk's longest row. A request's loss reads only its own rows and δ."""
-            rows = rows_of(chunk)
-            width = int(lengths[rows].max())
+            rows, width, kl_rows = rows_of(chunk)
             chunk_labels = labels[rows, :width]
             target_rows, target_positions = (chunk_labels[:, 1:] != -100).nonzero(as_tuple=True)
             target_tokens = chunk_labels[target_rows, target_positions + 1]
             tokens_per_row = torch.zeros(len(rows), device=self.device).index_add(
                 0, target_rows, torch.ones_like(target_rows, dtype=torch.float32))
-            kl_rows = torch.arange(len(chunk) * per, len(rows), device=self.device)
             with add_at_positions(last_layer, torch.arange(len(rows), device=self.device), positions[rows], deltas,
                                   which[rows]):
                 read = torch.log_softmax(logits_at(model, input_ids[rows, :width], attention[rows, :width],
