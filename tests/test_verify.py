@@ -1,6 +1,8 @@
 """`ks-build verify DIR` catches planted faults (issue 3): a copy of the mini KG's build has one MCQ shard rewritten
 with pyarrow so that one row is wrong; the verifier exits 1 and names that row and the reason on stderr. An untouched
 copy verifies clean.
+The verifier's fast path (`prove_row_group`) proves the object and subject rows, and accepts none of the faults;
+the report is the same without it.
 
 The rows tampered with are the pinned rows of tests/test_probes_mcq.py (Italy's currency, euro → Swiss franc) and
 the subclass-of questions of the intermediate level.
@@ -13,12 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from minikg import M, R, build_mini, m, mcq_rows
+from minikg import M, R, build_mini, m, mcq_rows, requests_by_id
 
-from knowledgesmith.builder.verify import verify_folder
+from knowledgesmith.builder.kgindex import KgIndex
+from knowledgesmith.builder.verify import CHECKED_COLUMNS, KgCodes, check_row, prove_row_group, verify_folder
 
 REQUEST = "req-d1fdb0134947a5b288950a60"  # Italy's currency: euro → Swiss franc
 EUROPEAN_COUNTRY_KIND_OF = "req-904d0f81e2128081b29d143e/direct/0"  # "European country is a kind of which …?"
@@ -303,3 +307,138 @@ def test_options_whose_aliases_read_alike_are_caught(copied: Path) -> None:
 
     first, second = sorted((franc, krona))
     assert failures[f"{REQUEST}/direct/1"] == f"options {'ABCD'[first]} and {'ABCD'[second]} read alike"
+
+
+# -- the fast path: it proves the object and subject rows, and only rows check_row accepts ---------------------------
+
+
+def checked_table(folder: Path, rows: list[dict]) -> pa.Table:
+    schema = pq.read_schema(sorted((folder / "mcq").glob("*.parquet"))[0])
+    return pa.Table.from_pylist(rows, schema=schema).select(CHECKED_COLUMNS)
+
+
+def kg_codes(folder: Path) -> KgCodes:
+    codes = KgCodes.build(KgIndex.from_folder(folder), requests_by_id(folder))
+    assert codes is not None
+    return codes
+
+
+def test_the_fast_path_proves_every_object_and_subject_row_without_aliases(pristine: Path) -> None:
+    rows = mcq_rows(pristine)
+    index = KgIndex.from_folder(pristine)
+
+    proved = prove_row_group(kg_codes(pristine), checked_table(pristine, rows)).proved
+
+    expected = [row["query_kind"] in ("object", "subject")
+                and not any(index.nodes[node].aliases for node in row["choice_ids"]) for row in rows]
+    assert proved.tolist() == expected
+    assert 0 < sum(expected) < len(rows)  # chain and peer rows, and options with aliases (the ECB), go to check_row
+
+
+def swap(name: str, node: str, label: str) -> Callable[[dict, Path], dict]:
+    """A fault: the option `name` of the mini KG replaced by another node, shown by its label."""
+    def changes(row: dict, _folder: Path) -> dict:
+        at = row["choice_ids"].index(m(name)[0])
+        return {"choice_ids": [*row["choice_ids"][:at], node, *row["choice_ids"][at + 1:]],
+                "choices": [*row["choices"][:at], label, *row["choices"][at + 1:]]}
+    return changes
+
+
+def target_at(name: str) -> Callable[[dict, Path], dict]:
+    return lambda row, _folder: {"target": row["choice_ids"].index(m(name)[0])}
+
+
+def given(**changes: Any) -> Callable[[dict, Path], dict]:
+    return lambda _row, _folder: changes
+
+
+def asking_poland(row: dict, folder: Path) -> dict:
+    """A fault: a direct or reverse row about Italy and the euro re-pointed, gold and proof, at Poland and the złoty,
+    both of which it offers: only its request tells."""
+    poland, zloty = m("Poland")[0], m("Zloty")[0]
+    asked = {"query_subject_id": poland} if row["query_kind"] == "object" else {"query_object_id": zloty}
+    return {**asked, "answer": row["choice_ids"].index(zloty if row["query_kind"] == "object" else poland),
+            "provenance": [triple_id(folder, poland, R + "currency", zloty)]}
+
+
+# Every fault planted in the tests above, and a few that only the fast path's own checks could miss.
+PLANTED = {
+    "a wrong answer index": ("direct/0", lambda row, _folder: {"answer": row["choice_ids"].index(m("Zloty")[0])}),
+    "an answer that is not a letter": ("direct/0", given(answer=4)),
+    "a reverse distractor that is true": ("reverse/0", swap("Sweden", m("Spain")[0], "Spain")),
+    "an ancestor class as distractor": (EUROPEAN_COUNTRY_KIND_OF, swap("City", m("Place")[0], "place")),
+    "a comparison distractor that is a peer": ("comparison/0", swap("Poland", m("France")[0], "France")),
+    "a duplicate option": ("direct/1", swap("USDollar", m("Euro")[0], "euro")),
+    "a choice text that is not its label": ("direct/1", given(choices=["euro", "euro", "pound sterling",
+                                                                       "Swiss franc"])),
+    "an option that is not a node": ("direct/1", swap("USDollar", M + "Bitcoin", "bitcoin")),
+    "a direct target not at the new object": ("direct/2", target_at("Yen")),
+    "a conflict target not at the new object": ("conflict/0", target_at("Zloty")),
+    "a multi-hop target": ("multi_hop/0", target_at("BoE")),
+    "a comparison target": ("comparison/0", target_at("Poland")),
+    "a decided reverse target": ("reverse/0", target_at("Sweden")),
+    "a contextual target that is not its answer": ("contextual/0", target_at("Tokyo")),
+    "a Q− conflict target that is not its answer": ("conflict/1", target_at("SwissFranc")),
+    "an undecided multi-hop target": ("multi_hop/0", given(target=-1)),
+    "an undecided comparison target": ("comparison/0", given(target=-1)),
+    "a direct row re-pointed at another subject": ("direct/0", asking_poland),
+    "a reverse row re-pointed at another object": ("reverse/0", asking_poland),
+    "provenance of another fact": ("direct/0", given(provenance=[SPAIN_USES_EURO])),
+    "no provenance": ("direct/0", given(provenance=[])),
+    "provenance of no triple": ("direct/0", given(provenance=["000000000000000000000000"])),
+    "provenance with one more triple": ("direct/0", given(provenance=[ITALY_USES_EURO, SPAIN_USES_EURO])),
+    "a multi-hop proof missing its second hop": ("multi_hop/0", given(provenance=[ITALY_USES_EURO])),
+    "a comparison proof with a triple too many": ("comparison/0", given(
+        provenance=[ITALY_USES_EURO, SPAIN_USES_EURO, "000000000000000000000000"])),
+    "an unknown request": ("contextual/0", given(request_id="req-000000000000000000000000")),
+    "a direct row whose query names an object": ("direct/0", given(query_object_id=m("Euro")[0])),
+    "a direct row asking the subject": ("direct/0", given(query_kind="subject")),
+    "a direct row that is a Q−": ("direct/2", given(role="q_minus")),  # its target is not its answer
+    "a row of no role": ("contextual/0", given(role="q_zero")),
+}
+
+
+@pytest.mark.parametrize("fault", PLANTED)
+def test_the_fast_path_accepts_no_planted_fault(fault: str, pristine: Path) -> None:
+    probe, changes = PLANTED[fault]
+    row_id = probe if probe.startswith("req-") else f"{REQUEST}/{probe}"
+    rows = mcq_rows(pristine)
+    at = next(i for i, row in enumerate(rows) if row["id"] == row_id)
+    faulty = [*rows[:at], {**rows[at], **changes(rows[at], pristine)}, *rows[at + 1:]]
+    codes = kg_codes(pristine)
+    before = prove_row_group(codes, checked_table(pristine, rows)).proved
+
+    after = prove_row_group(codes, checked_table(pristine, faulty)).proved
+
+    assert check_row(codes.index, requests_by_id(pristine), faulty[at]) is not None  # a fault indeed
+    assert not after[at]
+    assert (np.delete(after, at) == np.delete(before, at)).all()
+
+
+@pytest.mark.parametrize("names", [{"label": "Swiss francs"}, {"aliases": ["swiss FRANCS"]}])
+def test_the_fast_path_accepts_no_options_that_read_alike(names: dict, copied: Path) -> None:
+    rename_node(copied, m("SwedishKrona")[0], **names)
+    rows = mcq_rows(copied)
+
+    proved = prove_row_group(kg_codes(copied), checked_table(copied, rows)).proved
+
+    both = [{m("SwissFranc")[0], m("SwedishKrona")[0]} <= set(row["choice_ids"]) for row in rows]
+    assert any(both)
+    assert not (proved & np.array(both)).any()
+
+
+def test_the_report_is_the_same_with_and_without_the_fast_path(copied: Path) -> None:
+    rename_node(copied, m("SwedishKrona")[0], label="Swiss francs")  # rows of every kind read alike
+    tamper(copied, f"{REQUEST}/direct/0", answer=position(copied, f"{REQUEST}/direct/0", m("Zloty")[0]))
+    tamper(copied, f"{REQUEST}/reverse/0", target=2)
+    tamper(copied, f"{REQUEST}/contextual/0", target=position(copied, f"{REQUEST}/contextual/0", m("Tokyo")[0]))
+    tamper(copied, EUROPEAN_COUNTRY_KIND_OF, provenance=[])
+    tamper(copied, f"{REQUEST}/multi_hop/0", provenance=[ITALY_USES_EURO])
+
+    fast, slow = verify_folder(copied), verify_folder(copied, fast=False)
+
+    assert (fast.rows, fast.failures) == (slow.rows, slow.failures)
+    reasons = dict(fast.failures)
+    assert reasons[f"{REQUEST}/reverse/0"] == "a reverse row's target must be undecided (-1)"
+    assert reasons[f"{REQUEST}/multi_hop/0"] == "provenance does not prove the gold"
+    assert len(reasons) > 5
