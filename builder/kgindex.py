@@ -47,7 +47,10 @@ class KgIndex:
     _holders: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     _single: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     _kind_pools: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
+    _outside: dict[tuple[int, int], tuple[list[str], frozenset[str], int]] = field(default_factory=dict)
+    _kind_of: dict[str, list[str]] = field(default_factory=dict)  # node → its same_kind pool (one of _kind_pools)
     folded: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node → label and aliases, case-folded
+    labels: dict[str, str] = field(default_factory=dict)  # node → label, for a column of option labels at C speed
     _instance_classes: list[str] | None = None
     _siblings: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
     _descendants: dict[str, set[str]] = field(default_factory=dict)
@@ -81,6 +84,7 @@ class KgIndex:
         for node, found in relations_of.items():
             signature = tuple(sorted(found))
             index.signature[node] = shared.setdefault(signature, signature)
+        index.labels = {node: info.label for node, info in infos.items()}
         index.folded = {node: tuple(name.casefold() for name in (info.label or "", *info.aliases))
                         for node, info in infos.items()}
         for info in infos.values():
@@ -179,10 +183,14 @@ class KgIndex:
     def same_kind(self, node: str) -> list[str]:
         """Nodes of the same kind as `node` (sorted, `node` included; memoised per kind, do not modify). Sharing one
         type or one parent is enough."""
+        cached = self._kind_of.get(node)
+        if cached is not None:
+            return cached
         info = self.nodes[node]
         key = (*sorted(info.types), "|", *info.parents, "|", info.level, info.branch or "")
         cached = self._kind_pools.get(key)
         if cached is not None:
+            self._kind_of[node] = cached
             return cached
         if not self.nodes_by_kind:
             self._index_kinds()
@@ -196,7 +204,7 @@ class KgIndex:
         if len(pool) < 4:  # a root is its own branch: its kind is the other roots
             branch = "" if info.level == "root" else info.branch or ""
             pool.update(self.nodes_by_kind.get(("level", info.level, branch), ()))
-        self._kind_pools[key] = sorted(pool)
+        self._kind_pools[key] = self._kind_of[node] = sorted(pool)
         return self._kind_pools[key]
 
     def answer_pools(self, s: str, r: str, o: str) -> list[list[str]]:
@@ -258,8 +266,24 @@ class KgIndex:
     def hierarchy_distance(self, a: str, b: str) -> int | None:
         """Hops between two nodes through their nearest common ancestor (None when they share none)."""
         up_a, up_b = self.ancestors(a), self.ancestors(b)
-        common = [up_a[x] + up_b[x] for x in up_a.keys() & up_b.keys()]
-        return min(common) if common else None
+        if len(up_b) < len(up_a):
+            up_a, up_b = up_b, up_a
+        best = None  # a loop over the shorter ancestry: no key-set intersection and list per pair of nodes
+        for x, hops in up_a.items():
+            other = up_b.get(x)
+            if other is not None and (best is None or hops + other < best):
+                best = hops + other
+        return best
+
+    def count_outside(self, pool: list[str], truths: frozenset[str]) -> int:
+        """How many nodes of `pool` are not in `truths`, memoised by identity (for the memoised pools and truth sets
+        that many probes share; the memo holds both, so that no id is reused while it lives)."""
+        if not pool:
+            return 0
+        found = self._outside.get((id(pool), id(truths)))
+        if found is None or found[0] is not pool or found[1] is not truths:
+            found = self._outside[(id(pool), id(truths))] = (pool, truths, sum(node not in truths for node in pool))
+        return found[2]
 
     def is_hierarchy(self, relation: str) -> bool:
         return relation in self.hierarchy_relations or relation in HIERARCHY_PREDICATES

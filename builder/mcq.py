@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from hashlib import blake2b
+from operator import attrgetter
 
 import numpy as np
 import pyarrow as pa
@@ -20,8 +22,8 @@ import pyarrow.compute as pc
 from rapidfuzz.fuzz import ratio
 
 from .kgindex import KgIndex
-from .probes import ProbeSpec
-from .requests import SIMILAR, Request, SeededStream
+from .probes import OBJECT, SUBJECT, ProbeSpec
+from .requests import GAMMA, MASK64, MIX1, MIX2, SIMILAR, Request, SeededStream, seeded_prefix, seeded_state
 
 N_OPTIONS = 4
 DRAW_ATTEMPTS = 64  # distractor draws per probe before giving up
@@ -51,7 +53,7 @@ MCQ_SCHEMA = pa.schema([
 ])
 
 
-@dataclass
+@dataclass(slots=True)
 class DraftRow:
     """A row before its letters are fixed: options[0] is the gold."""
 
@@ -100,13 +102,44 @@ def draft_row(index: KgIndex, spec: ProbeSpec, request: Request, seed: int) -> D
             return "target reads like another option"
         options.append(node)
         option_names += folded[node]
-    rng = SeededStream(seed, "distractors", spec.probe_id)
+    pools = (spec.pool, *spec.wider)
+    needed = N_OPTIONS - len(options)
+    if spec.query.kind in (OBJECT, SUBJECT) and sum(map(len, pools)) - len(pools) * len(truths) < needed \
+            and sum(index.count_outside(pool, truths) for pool in pools) < needed:
+        # Too few nodes of the pools are false for the question (every node of a kind can hold the answer of a
+        # reverse question), so no draw order finds enough: skip the draws, which only this probe's stream sees.
+        # (Counted only where the sizes leave it possible, and memoised: pools and truth sets are shared.)
+        return "fewer than 3 distractors"
+    # SeededStream(seed, "distractors", probe id).positions over each pool in turn, inlined (this loop draws most of
+    # the build's random numbers): drawn without replacement, so a pool holding exactly three valid distractors
+    # always yields them; drawn lazily, so a probe costs the draws it uses, not DRAW_ATTEMPTS. A small pool is a lazy
+    # Fisher–Yates over its positions (swaps kept in a dict), a large one redraws the rare repeat.
+    state = seeded_state(_prefix(seed, "distractors"), spec.probe_id)
     chosen_ids = set(options)
     subject = spec.query.subject_id
-    for pool in (spec.pool, *spec.wider):
-        # Drawn without replacement, so a pool holding exactly three valid distractors always yields them; drawn
-        # lazily, so a probe costs the draws it uses, not DRAW_ATTEMPTS.
-        for position in rng.positions(len(pool), DRAW_ATTEMPTS):
+    for pool in pools:
+        n = len(pool)
+        small = n <= 2 * DRAW_ATTEMPTS
+        if small:
+            limit, swapped = min(DRAW_ATTEMPTS, n), {}
+        else:
+            limit, seen = DRAW_ATTEMPTS, set()
+        drawn = 0  # distinct positions drawn from this pool
+        while drawn < limit:
+            state = (state + GAMMA) & MASK64
+            z = ((state ^ (state >> 30)) * MIX1) & MASK64
+            z = ((z ^ (z >> 27)) * MIX2) & MASK64
+            z ^= z >> 31
+            if small:
+                j = drawn + ((z * (n - drawn)) >> 64)
+                position = swapped.get(j, j)
+                swapped[j] = swapped.get(drawn, drawn)  # position `drawn` is never drawn from again
+            else:
+                position = (z * n) >> 64
+                if position in seen:
+                    continue
+                seen.add(position)
+            drawn += 1
             candidate = pool[position]
             if candidate in chosen_ids or candidate in truths or candidate == subject \
                     or not nodes[candidate].label or _names_alike(folded[candidate], option_names):
@@ -123,6 +156,17 @@ def draft_row(index: KgIndex, spec: ProbeSpec, request: Request, seed: int) -> D
     return DraftRow(spec, request, options, proof)
 
 
+def _prefix(seed: int, purpose: str) -> str:
+    """`seeded_prefix(seed, purpose)`, memoised: two per row."""
+    prefix = _PREFIXES.get((seed, purpose))
+    if prefix is None:
+        prefix = _PREFIXES[(seed, purpose)] = seeded_prefix(seed, purpose)
+    return prefix
+
+
+_PREFIXES: dict[tuple[int, str], str] = {}
+
+
 # Where each option of a draft (gold first, then the distractors in their seeded order) goes for each gold position:
 # the gold at p, the others keep their order around it.
 _SLOTS_FOR_GOLD = np.array([[0, 1, 2, 3], [1, 0, 2, 3], [1, 2, 0, 3], [1, 2, 3, 0]], dtype=np.int64)
@@ -132,32 +176,66 @@ _POSITION_OF_SLOT = np.argsort(_SLOTS_FOR_GOLD, axis=1)  # [gold position, draft
 def draft_table(drafts: list[DraftRow], index: KgIndex, seed: int) -> pa.Table:
     """Drafts as MCQ rows before their letters are fixed (so that a partition of the build holds Arrow columns, not
     Python objects): options gold first, then the others in their seeded order; `answer` 0 and `target` the slot of
-    the target among the options (−1 for none) until `finish_batch` moves the gold to its letter."""
-    specs = [draft.spec for draft in drafts]
-    requests = [draft.request for draft in drafts]
-    option_lists = []
-    for draft in drafts:
-        others = draft.options[1:]
-        SeededStream(seed, "order", draft.spec.probe_id).shuffle(others)
-        option_lists.append([draft.options[0], *others])
-    nodes = index.nodes
-    queries = [spec.query for spec in specs]
-    columns: dict[str, list] = {
-        "id": [spec.probe_id for spec in specs],
-        "choices": [[nodes[node].label for node in options] for options in option_lists],
-        "answer": [0] * len(drafts),
-        "target": [options.index(spec.target) if spec.target is not None else -1
-                   for spec, options in zip(specs, option_lists, strict=True)],
-        "choice_ids": option_lists,
-        "provenance": [draft.provenance for draft in drafts],
+    the target among the options (−1 for none) until `finish_batch` moves the gold to its letter. Columns are read
+    with `map(attrgetter)`, and the option lists go to Arrow flat, reordered by `option_order`."""
+    specs = list(map(_SPEC, drafts))
+    requests = list(map(_REQUEST, drafts))
+    queries = list(map(_QUERY, specs))
+    probe_ids = list(map(_PROBE_ID, specs))
+    take = option_order(probe_ids, seed)
+    flat_ids = pa.array([node for draft in drafts for node in draft.options], pa.string())
+    drafted_target = np.array([draft.options.index(draft.spec.target) if draft.spec.target is not None else -1
+                               for draft in drafts], dtype=np.int64)
+    option_offsets = pa.array(np.arange(0, N_OPTIONS * len(drafts) + 1, N_OPTIONS, dtype=np.int32))
+    labels = index.labels
+    choice_ids = flat_ids.take(pa.array(take.ravel()))
+    columns: dict[str, object] = {
+        "id": probe_ids,
+        "choices": pa.ListArray.from_arrays(option_offsets, pa.array(list(map(labels.__getitem__,
+                                                                              choice_ids.to_pylist())), pa.string())),
+        "answer": np.zeros(len(drafts), dtype=np.int64),
+        # where the drafted slot of the target went: the slot whose take is the drafted one
+        "target": np.where(drafted_target >= 0, np.argmax(
+            take == (np.arange(len(drafts))[:, None] * N_OPTIONS + np.maximum(drafted_target, 0)[:, None]), axis=1),
+            -1),
+        "choice_ids": pa.ListArray.from_arrays(option_offsets, choice_ids),
+        "provenance": list(map(_PROVENANCE, drafts)),
     }
     for name in ("domain", "level", "branch_id", "request_id"):
-        columns[name] = [getattr(request, name) for request in requests]
+        columns[name] = list(map(attrgetter(name), requests))
     for name in ("probe_type", "role", "question", "distance", "template_id"):
-        columns[name] = [getattr(spec, name) for spec in specs]
+        columns[name] = list(map(attrgetter(name), specs))
     for name in ("kind", "subject_id", "relation_id", "object_id", "relation2_id"):
-        columns[f"query_{name}"] = [getattr(query, name) for query in queries]
+        columns[f"query_{name}"] = list(map(attrgetter(name), queries))
     return pa.table(columns, schema=MCQ_SCHEMA)
+
+
+def option_order(probe_ids: list[str], seed: int) -> np.ndarray:
+    """For each row of four drafted options (gold first), the flat positions of its options in their final order:
+    the gold, then the other three as `SeededStream(seed, "order", probe id).shuffle` leaves them. The streams'
+    SplitMix64 draws are computed for all rows at once in uint64 arithmetic (exact, modulo 2**64), their multiply-
+    shift `(z * n) >> 64` from 32-bit halves; only the keys are hashed one by one."""
+    prefix = seeded_prefix(seed, "order")
+    keys = b"".join([blake2b((prefix + probe_id).encode(), digest_size=8).digest() for probe_id in probe_ids])
+    state = np.frombuffer(keys, dtype=">u8").astype(np.uint64)
+    rows = np.arange(len(probe_ids))
+    others = np.tile(np.arange(1, N_OPTIONS, dtype=np.int64), (len(probe_ids), 1))  # drafted slots 1–3, in order
+    for i in range(N_OPTIONS - 2, 0, -1):  # Fisher–Yates, as SeededStream.shuffle: swap i with a draw in [0, i]
+        state = state + np.uint64(GAMMA)
+        z = (state ^ (state >> np.uint64(30))) * np.uint64(MIX1)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(MIX2)
+        z ^= z >> np.uint64(31)
+        n, high, low = np.uint64(i + 1), z >> np.uint64(32), z & np.uint64(0xFFFFFFFF)
+        j = ((high * n + ((low * n) >> np.uint64(32))) >> np.uint64(32)).astype(np.int64)
+        swapped = others[rows, j].copy()
+        others[rows, j] = others[:, i]
+        others[:, i] = swapped
+    return np.concatenate([np.zeros((len(probe_ids), 1), dtype=np.int64), others], axis=1) \
+        + (rows * N_OPTIONS)[:, None]
+
+
+_SPEC, _REQUEST, _QUERY = attrgetter("spec"), attrgetter("request"), attrgetter("query")
+_PROBE_ID, _PROVENANCE = attrgetter("probe_id"), attrgetter("provenance")
 
 
 def finish_batch(table: pa.Table, start: int, seed: int) -> tuple[pa.Table, Counter[str]]:

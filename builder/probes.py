@@ -16,16 +16,19 @@ For a request (s, r, o → o*) — our definitions, see README "Probe types":
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 from dataclasses import dataclass, field
 
 from .kgindex import KgIndex
-from .requests import DRAWS, Request, SeededStream, seeded_key
+from .requests import DRAWS, GAMMA, MASK64, MIX1, MIX2, Request, SeededStream, seeded_prefix, seeded_state
 from .templates import TemplateLibrary
 
 OBJECT, SUBJECT, CHAIN, PEER = "object", "subject", "chain", "peer"
+STRATA = ("sibling", "branch", "other")
+STRATUM_DRAWS = 24  # candidates drawn from a stratum before it gives up
 
 
-@dataclass
+@dataclass(slots=True)
 class Query:
     """What a question asks, so that any option can be checked against the KG: `object` (s, r, ?), `subject`
     (?, r, o), `chain` (s, r, ?x)(?x, r2, ?), `peer` (? shares a value of r with s, ? ≠ s)."""
@@ -54,6 +57,15 @@ class Query:
 
     def proof(self, index: KgIndex, answer: str) -> list[str]:
         """Triple ids that make `answer` true (empty when it is not)."""
+        if self.kind == OBJECT or self.kind == SUBJECT:  # one triple, stated or stated by its inverse: most rows
+            s, o = (self.subject_id, answer) if self.kind == OBJECT else (answer, self.object_id)
+            found = index.triple_of.get((s, self.relation_id, o))  # type: ignore[arg-type]
+            if found is None:
+                inverse = index.relation_inverse.get(self.relation_id)
+                if inverse is not None:
+                    found = index.triple_of.get((o, inverse, s))  # type: ignore[arg-type]
+            return [found] if found is not None else []
+
         def tid(s: str, r: str, o: str) -> str | None:
             found = index.triple_of.get((s, r, o))
             inverse = index.relation_inverse.get(r)
@@ -61,11 +73,7 @@ class Query:
                 found = index.triple_of.get((o, inverse, s))
             return found
 
-        if self.kind == OBJECT:
-            proof = [tid(self.subject_id, self.relation_id, answer)]  # type: ignore[arg-type]
-        elif self.kind == SUBJECT:
-            proof = [tid(answer, self.relation_id, self.object_id)]  # type: ignore[arg-type]
-        elif self.kind == CHAIN:
+        if self.kind == CHAIN:
             proof = [None]
             for middle in sorted(index.values(self.subject_id, self.relation_id)):  # type: ignore[arg-type]
                 if answer in index.values(middle, self.relation2_id):  # type: ignore[arg-type]
@@ -82,7 +90,7 @@ class Query:
         return [p for p in proof if p is not None] if all(p is not None for p in proof) else []
 
 
-@dataclass
+@dataclass(slots=True)
 class ProbeSpec:
     request_id: str
     probe_type: str
@@ -103,20 +111,6 @@ class ProbeSpec:
         self.probe_id = f"{self.request_id}/{self.probe_type}/{self.number}"
 
 
-class SiblingsAndSelf:
-    """`x in SiblingsAndSelf(family, s)`: membership in a sorted sibling list by bisection, without building a set."""
-
-    def __init__(self, family: list[str], node: str) -> None:
-        self.family = family
-        self.node = node
-
-    def __contains__(self, item: object) -> bool:
-        if item == self.node:
-            return True
-        at = bisect.bisect_left(self.family, item)  # type: ignore[type-var]
-        return at < len(self.family) and self.family[at] == item
-
-
 class ProbeBuilder:
     def __init__(self, index: KgIndex, templates: TemplateLibrary, seed: int) -> None:
         self.index = index
@@ -124,7 +118,16 @@ class ProbeBuilder:
         self.seed = seed
         self.counts = templates.probe_counts
         self.subjects_with_facts = sorted(index.facts_by_subject)
-        self._objects_of: dict[str, frozenset[str]] = {}  # node → objects of its single-valued facts
+        # node → its single-valued facts and their objects (None: it has none), looked up for every stratum draw
+        self._facts_and_objects: dict[str, tuple[list[tuple[str, str]], frozenset[str]] | None] = {}
+        # subject → per stratum: (pool, position of the subject to skip or −1, draws, siblings passed over, candidates)
+        self._strata: dict[str, tuple[tuple[list[str], int, int, frozenset[str] | None, int], ...]] = {}
+        # id of a sibling pool → the pool as a set, how many of it have single-valued facts, and those per branch
+        self._families: dict[int, tuple[frozenset[str], int, Counter[str | None]]] = {}
+        self._with_facts_per_branch: Counter[str | None] | None = None  # subjects with single-valued facts
+        self._prefixes: dict[tuple[str, ...], str] = {}  # seeded_prefix(seed, *parts), by parts
+        self._phrasings: dict[tuple[str, str], list] = {}  # (relation, kind) → phrasings
+        self._contextual_keys: list[list[tuple[str, str]]] | None = None  # see contextual
         self.subjects_by_branch: dict[str, list[str]] = {}
         for node in self.subjects_with_facts:
             branch = index.nodes[node].branch
@@ -135,7 +138,11 @@ class ProbeBuilder:
         return self.index.nodes[node].label
 
     def phrasings(self, relation: str, kind: str):  # noqa: ANN201 - list[Phrasing]
-        return self.templates.phrasings(relation, self.index.relation_labels.get(relation, relation), kind)
+        found = self._phrasings.get((relation, kind))
+        if found is None:
+            found = self._phrasings[(relation, kind)] = self.templates.phrasings(
+                relation, self.index.relation_labels.get(relation, relation), kind)
+        return found
 
     def probes(self, request: Request) -> list[ProbeSpec]:
         out: list[ProbeSpec] = []
@@ -250,26 +257,40 @@ class ProbeBuilder:
         """Rows are numbered stratum by stratum: sibling 0…n−1, same branch n…2n−1, other branch 2n…3n−1."""
         specs = []
         per = self.counts["contextual"]
-        for index_stratum, stratum in enumerate(("sibling", "branch", "other")):
+        if self._contextual_keys is None:  # per stratum and row: the prefix of the fact's key, the phrasing's purpose
+            self._contextual_keys = [[(self._prefix(f"contextual{i}", stratum), f"contextual-{stratum}-{i}")
+                                      for i in range(per)] for stratum in STRATA]
+        request_id, labels, same_kind = q.request_id, self.index.labels, self.index.same_kind
+        render_probe = self.templates.render_probe
+        for index_stratum, keys in enumerate(self._contextual_keys):
             seen: set[tuple[str, str]] = set()
-            for i in range(per):
-                fact = self._stratum_fact(q, stratum, f"contextual{i}")
+            for i, (fact_prefix, pick_purpose) in enumerate(keys):
+                fact = self._fact_in_stratum(q, index_stratum, fact_prefix)
                 if fact is None or fact[:2] in seen:
                     continue
                 s2, r2, o2, distance = fact
                 seen.add((s2, r2))
-                phrasing = self._pick(self.phrasings(r2, "question"), q.request_id, f"contextual-{stratum}-{i}")
-                question = self.templates.render_probe(
-                    "contextual", question=phrasing.render_cached(self.label(s2), self.label(o2), q.request_id))
-                specs.append(ProbeSpec(q.request_id, "contextual", "q_minus", index_stratum * per + i, question,
+                phrasing = self._pick(self.phrasings(r2, "question"), request_id, pick_purpose)
+                question = render_probe(
+                    "contextual", question=phrasing.render_cached(labels[s2], labels[o2], request_id))
+                specs.append(ProbeSpec(request_id, "contextual", "q_minus", index_stratum * per + i, question,
                                        phrasing.template_id, Query(OBJECT, s2, r2), gold=o2, target=o2,
-                                       pool=self.index.same_kind(o2), distance=distance))
+                                       pool=same_kind(o2), distance=distance))
         return specs
 
     # -- helpers -------------------------------------------------------------------------------------------------
 
     def _pick(self, phrasings: list, request_id: str, purpose: str):  # noqa: ANN202 - Phrasing
-        return phrasings[int.from_bytes(seeded_key(self.seed, purpose, request_id), "big") % len(phrasings)]
+        if len(phrasings) == 1:
+            return phrasings[0]  # the key could only pick this one: no need to hash it
+        return phrasings[seeded_state(self._prefix(purpose), request_id) % len(phrasings)]
+
+    def _prefix(self, *parts: str) -> str:
+        """`seeded_prefix(seed, *parts)`, memoised: a request keys a few dozen decisions by the same few purposes."""
+        prefix = self._prefixes.get(parts)
+        if prefix is None:
+            prefix = self._prefixes[parts] = seeded_prefix(self.seed, *parts)
+        return prefix
 
     def _wrong_value(self, s: str, r: str, o: str, rng: SeededStream) -> str | None:
         """A node of o's kind that the KG does not give (s, r): sampled, not scanned (a kind may be large)."""
@@ -279,50 +300,97 @@ class ProbeBuilder:
                 return pool[position]
         return None
 
-    def _facts_of(self, node: str, q: Request) -> list[tuple[str, str]]:
-        """Facts of another subject that the request cannot touch and that have a single answer."""
+    def _node_facts(self, node: str) -> tuple[list[tuple[str, str]], frozenset[str]] | None:
+        """The node's single-valued facts and their objects, memoised (None: it has none)."""
         facts = self.index.single_valued_facts(node)
-        objects = self._objects_of.get(node)
-        if objects is None:
-            objects = self._objects_of[node] = frozenset(o for _r, o in facts)
-        if q.subject_id in objects or q.target_true_id in objects or q.target_new_id in objects:
-            touched = (q.subject_id, q.target_true_id, q.target_new_id)
-            return [(r, o) for r, o in facts if o not in touched]
-        return facts  # the memoised list itself: callers only read it
+        found = self._facts_and_objects[node] = (facts, frozenset(o for _r, o in facts)) if facts else None
+        return found
+
+    def _facts_and_objects_of(self, node: str) -> tuple[list[tuple[str, str]], frozenset[str]] | None:
+        found = self._facts_and_objects.get(node, False)
+        return self._node_facts(node) if found is False else found
+
+    def _strata_of(self, s: str) -> tuple[tuple[list[str], int, int, frozenset[str] | None, int], ...]:
+        """Per stratum (sibling, branch, other) of subject `s`: the pool drawn from, the position of s that the
+        sibling pool skips (−1: none), how many positions are drawn from, the siblings a branch draw passes over, and
+        how many nodes of the pool a draw could take (not passed over, with a single-valued fact). Memoised per
+        subject; sibling sets and counts are shared by siblings."""
+        found = self._strata.get(s)
+        if found is not None:
+            return found
+        index = self.index
+        branch = index.nodes[s].branch
+        if self._with_facts_per_branch is None:
+            self._with_facts_per_branch = Counter(index.nodes[node].branch for node in self.subjects_with_facts
+                                                  if self._facts_and_objects_of(node) is not None)
+        per_branch = self._with_facts_per_branch
+        family = index.sibling_pool(s)
+        at = bisect.bisect_left(family, s)
+        skip = at if at < len(family) and family[at] == s else -1  # ≥ 0: the sibling pool draws without s
+        family_found = self._families.get(id(family))
+        if family_found is None:  # the pool is memoised by the index, so its id is stable
+            with_facts = [node for node in family if self._facts_and_objects_of(node) is not None]
+            family_found = self._families[id(family)] = (frozenset(family), len(with_facts),
+                                                         Counter(index.nodes[node].branch for node in with_facts))
+        family_set, family_with_facts, family_per_branch = family_found
+        s_has_facts = self._facts_and_objects_of(s) is not None
+        branch_pool = self.subjects_by_branch.get(branch, []) if branch else []
+        found = self._strata[s] = (
+            (family, skip, len(family) - (skip >= 0), None, family_with_facts - (skip >= 0 and s_has_facts)),
+            (branch_pool, -1, len(branch_pool), family_set,
+             per_branch[branch] - family_per_branch[branch] - (skip < 0 and s_has_facts) if branch_pool else 0),
+            (self.subjects_with_facts, -1, len(self.subjects_with_facts), None,
+             sum(per_branch.values()) - per_branch[branch]))
+        return found
 
     def _stratum_fact(self, q: Request, stratum: str, purpose: str = "contextual") -> tuple[str, str, str, int] | None:
         """A fact of another subject: a sibling (same parent), a node of the same branch, or of another branch.
         Candidates are sampled (seeded) rather than scanned, so a request costs the same on a million-node KG."""
-        index = self.index
+        return self._fact_in_stratum(q, STRATA.index(stratum), self._prefix(purpose, stratum))
+
+    def _fact_in_stratum(self, q: Request, stratum: int, prefix: str) -> tuple[str, str, str, int] | None:
+        """`_stratum_fact` of the stratum STRATA[stratum], keyed by `prefix` = seeded_prefix(seed, purpose, stratum
+        name). The draws are `SeededStream(seed, purpose, stratum name, request id).below`, inlined: this loop runs
+        for every contextual and conflict row, and most draws are passed over (a sibling, a node without
+        single-valued facts)."""
         s = q.subject_id
-        info = index.nodes[s]
-        rng = SeededStream(self.seed, purpose, stratum, q.request_id)
-        family = index.sibling_pool(s)
-        skip = -1  # ≥ 0: the position of s in the sibling pool, which draws from the pool without it
-        if stratum == "sibling":
-            at = bisect.bisect_left(family, s)
-            pool, skip = family, (at if at < len(family) and family[at] == s else -1)
-            exclude: set[str] | frozenset[str] = frozenset()
-        elif stratum == "branch":
-            pool = self.subjects_by_branch.get(info.branch, []) if info.branch else []
-            exclude = SiblingsAndSelf(family, s)
-        else:
-            pool, exclude = self.subjects_with_facts, {s}
-        size = len(pool) - (skip >= 0)
-        for _ in range(min(size, 24)):
-            drawn = rng.below(size)
+        pool, skip, size, family, candidates = self._strata_of(s)[stratum]
+        if not candidates:
+            return None  # every draw would be passed over: no need to make them (the stream is this call's own)
+        other_branch = stratum == 2
+        nodes, memo = self.index.nodes, self._facts_and_objects
+        branch = nodes[s].branch
+        touched = (s, q.target_true_id, q.target_new_id)  # facts the request could change are never asked
+        state = seeded_state(prefix, q.request_id)
+        for _ in range(min(size, STRATUM_DRAWS)):
+            state = (state + GAMMA) & MASK64
+            z = ((state ^ (state >> 30)) * MIX1) & MASK64
+            z = ((z ^ (z >> 27)) * MIX2) & MASK64
+            drawn = ((z ^ (z >> 31)) * size) >> 64
             other = pool[drawn + 1 if 0 <= skip <= drawn else drawn]
-            if other in exclude or (stratum == "other" and index.nodes[other].branch == info.branch):
+            if other == s or (family is not None and other in family) \
+                    or (other_branch and nodes[other].branch == branch):
                 continue
-            facts = self._facts_of(other, q)
-            if facts:
-                r2, o2 = rng.choice(facts)
-                distance = index.hierarchy_distance(s, other)
-                return other, r2, o2, distance if distance is not None else -1
+            found = memo.get(other, False)
+            if found is False:
+                found = self._node_facts(other)
+            if found is None:
+                continue
+            facts, objects = found
+            if s in objects or touched[1] in objects or touched[2] in objects:
+                facts = [(r, o) for r, o in facts if o not in touched]
+                if not facts:
+                    continue
+            state = (state + GAMMA) & MASK64
+            z = ((state ^ (state >> 30)) * MIX1) & MASK64
+            z = ((z ^ (z >> 27)) * MIX2) & MASK64
+            r2, o2 = facts[((z ^ (z >> 31)) * len(facts)) >> 64]
+            distance = self.index.hierarchy_distance(s, other)
+            return other, r2, o2, distance if distance is not None else -1
         return None
 
     def _neighbour_fact(self, q: Request, purpose: str) -> tuple[str, str, str, int] | None:
-        for stratum in ("sibling", "branch", "other"):
+        for stratum in STRATA:
             fact = self._stratum_fact(q, stratum, purpose)
             if fact is not None:
                 return fact

@@ -10,11 +10,11 @@ form the set of size k, so the sets are nested by construction (1 ⊂ 10 ⊂ 100
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from hashlib import blake2b
 from typing import TypeVar
 
 import pyarrow as pa
@@ -72,7 +72,19 @@ class Request:
 
 def seeded_key(seed: int, *parts: str) -> bytes:
     """A stable sort key / RNG seed from the build seed and ids: the one place randomness is derived from."""
-    return hashlib.blake2b("\x1f".join((str(seed), *parts)).encode(), digest_size=8).digest()
+    return blake2b("\x1f".join((str(seed), *parts)).encode(), digest_size=8).digest()
+
+
+def seeded_prefix(seed: int, *parts: str) -> str:
+    """What `seeded_key(seed, *parts, last)` hashes before `last`: hot loops that key one decision per probe or row
+    join this once and pass it to `seeded_state`."""
+    return "\x1f".join((str(seed), *parts, ""))
+
+
+def seeded_state(prefix: str, last: str) -> int:
+    """`seeded_key(seed, *parts, last)` as the starting state of a `SeededStream`, from `seeded_prefix(seed, *parts)`
+    (the same bytes hashed: the same state)."""
+    return int.from_bytes(blake2b((prefix + last).encode(), digest_size=8).digest(), "big")
 
 
 def seeded_rng(seed: int, *parts: str) -> random.Random:
@@ -80,7 +92,9 @@ def seeded_rng(seed: int, *parts: str) -> random.Random:
     return random.Random(int.from_bytes(seeded_key(seed, *parts), "big"))
 
 
-_MASK64 = (1 << 64) - 1
+# SplitMix64's increment and output multipliers: the probe and MCQ stages inline `SeededStream.below` with these in
+# their hottest loops (a method call costs as much as the arithmetic), so the draws there are the same numbers.
+GAMMA, MIX1, MIX2, MASK64 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, (1 << 64) - 1
 
 
 class SeededStream:
@@ -95,9 +109,9 @@ class SeededStream:
 
     def below(self, n: int) -> int:
         """A draw in [0, n) (multiply-shift of a 64-bit output; its bias, under n / 2**64, is immaterial here)."""
-        self.state = z = (self.state + 0x9E3779B97F4A7C15) & _MASK64
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        self.state = z = (self.state + GAMMA) & MASK64
+        z = ((z ^ (z >> 30)) * MIX1) & MASK64
+        z = ((z ^ (z >> 27)) * MIX2) & MASK64
         return ((z ^ (z >> 31)) * n) >> 64
 
     def choice(self, items: Sequence[T]) -> T:
