@@ -246,7 +246,8 @@ class KgIndex:
         self.nodes_by_kind = dict(kinds)
 
     def ancestors(self, node: str) -> dict[str, int]:
-        """Every ancestor with its distance in hierarchy edges (the node itself at 0), memoised."""
+        """Every ancestor with its distance in hierarchy edges (the node itself at 0), nearest first (breadth-first),
+        memoised."""
         cached = self._ancestors.get(node)
         if cached is not None:
             return cached
@@ -268,8 +269,12 @@ class KgIndex:
         up_a, up_b = self.ancestors(a), self.ancestors(b)
         if len(up_b) < len(up_a):
             up_a, up_b = up_b, up_a
-        best = None  # a loop over the shorter ancestry: no key-set intersection and list per pair of nodes
+        # A loop over the shorter ancestry, which `ancestors` lists nearest first: once its hops alone reach the best
+        # sum found, no later ancestor can do better (no key-set intersection and list per pair of nodes).
+        best = None
         for x, hops in up_a.items():
+            if best is not None and hops >= best:
+                break
             other = up_b.get(x)
             if other is not None and (best is None or hops + other < best):
                 best = hops + other

@@ -183,16 +183,16 @@ def draft_table(drafts: list[DraftRow], index: KgIndex, seed: int) -> pa.Table:
     queries = list(map(_QUERY, specs))
     probe_ids = list(map(_PROBE_ID, specs))
     take = option_order(probe_ids, seed)
-    flat_ids = pa.array([node for draft in drafts for node in draft.options], pa.string())
+    flat_ids = [node for draft in drafts for node in draft.options]
     drafted_target = np.array([draft.options.index(draft.spec.target) if draft.spec.target is not None else -1
                                for draft in drafts], dtype=np.int64)
     option_offsets = pa.array(np.arange(0, N_OPTIONS * len(drafts) + 1, N_OPTIONS, dtype=np.int32))
-    labels = index.labels
-    choice_ids = flat_ids.take(pa.array(take.ravel()))
+    in_final_order = pa.array(take.ravel())
+    choice_ids = pa.array(flat_ids, pa.string()).take(in_final_order)
     columns: dict[str, object] = {
         "id": probe_ids,
-        "choices": pa.ListArray.from_arrays(option_offsets, pa.array(list(map(labels.__getitem__,
-                                                                              choice_ids.to_pylist())), pa.string())),
+        "choices": pa.ListArray.from_arrays(option_offsets, pa.array(list(map(index.labels.__getitem__, flat_ids)),
+                                                                     pa.string()).take(in_final_order)),
         "answer": np.zeros(len(drafts), dtype=np.int64),
         # where the drafted slot of the target went: the slot whose take is the drafted one
         "target": np.where(drafted_target >= 0, np.argmax(

@@ -23,6 +23,11 @@ import pytest
 from minikg import HIERARCHY, RDF_TYPE, SUBCLASS_OF, Oracle, R, build_mini, m, mcq_rows, requests_by_id
 
 from knowledgesmith.builder.cli import main as ks_build_main
+from knowledgesmith.builder.kgindex import KgIndex
+from knowledgesmith.builder.mcq import draft_row, option_order, reads_like_any
+from knowledgesmith.builder.probes import ProbeBuilder, ProbeSpec
+from knowledgesmith.builder.requests import Request, SeededStream
+from knowledgesmith.builder.templates import TemplateLibrary
 
 REQUEST = "req-d1fdb0134947a5b288950a60"  # Italy's currency: euro → Swiss franc
 PROBE_TYPES = ("direct", "reverse", "multi_hop", "comparison", "conflict", "contextual")
@@ -476,6 +481,116 @@ def test_a_probe_with_exactly_three_valid_distractors_is_built_not_skipped(tmp_p
 
     assert len(currency_requests) == 4
     assert len(direct) == 3 * len(currency_requests)
+
+
+# -- the probe stage's shortcuts draw what the seeded streams draw --------------------------------------------------
+# The stage inlines SeededStream's SplitMix64 draws in its hot loops, skips draws that cannot find anything and
+# shuffles a chunk's options with NumPy. These tests hold each shortcut to the plain SeededStream reading of the same
+# rule, for every request of the mini KG (the build's bytes are also compared against the previous code's by hand;
+# see README "The MCQ stage").
+
+
+@pytest.fixture(scope="module")
+def stage(build: Path) -> tuple[KgIndex, list[Request], ProbeBuilder]:
+    index = KgIndex.from_folder(build)
+    requests = [Request(**row) for row in requests_by_id(build).values()]
+    return index, requests, ProbeBuilder(index, TemplateLibrary(), 0)
+
+
+def _stratum_fact_by_seeded_stream(probes: ProbeBuilder, q: Request, stratum: str,
+                                   purpose: str) -> tuple[str, str, str, int] | None:
+    """A neighbour's fact as the rule reads: up to 24 draws from the stratum's pool, passing over the subject, its
+    siblings (same-branch stratum) and its branch (other stratum), the first node with a single-valued fact that the
+    request does not touch, then one draw among those facts."""
+    index, s = probes.index, q.subject_id
+    rng = SeededStream(0, purpose, stratum, q.request_id)
+    family = index.sibling_pool(s)
+    if stratum == "sibling":
+        pool = [node for node in family if node != s]
+    elif stratum == "branch":
+        pool = probes.subjects_by_branch.get(index.nodes[s].branch, []) if index.nodes[s].branch else []
+    else:
+        pool = probes.subjects_with_facts
+    touched = (s, q.target_true_id, q.target_new_id)
+    for _ in range(min(len(pool), 24)):
+        other = pool[rng.below(len(pool))]
+        if other == s or (stratum == "branch" and other in family) \
+                or (stratum == "other" and index.nodes[other].branch == index.nodes[s].branch):
+            continue
+        facts = [(r, o) for r, o in index.single_valued_facts(other) if o not in touched]
+        if facts:
+            r2, o2 = rng.choice(facts)
+            up_s, up_other = index.ancestors(s), index.ancestors(other)
+            hops = [up_s[x] + up_other[x] for x in up_s.keys() & up_other.keys()]
+            return other, r2, o2, min(hops) if hops else -1
+    return None
+
+
+def test_neighbour_facts_are_those_the_seeded_streams_draw(stage: tuple[KgIndex, list[Request], ProbeBuilder]) -> None:
+    _index, requests, probes = stage
+    found = 0
+    for q in requests:
+        for stratum in ("sibling", "branch", "other"):
+            for purpose in (*(f"contextual{i}" for i in range(6)), *(f"conflict{i}" for i in range(3))):
+                expected = _stratum_fact_by_seeded_stream(probes, q, stratum, purpose)
+                assert probes._stratum_fact(q, stratum, purpose) == expected, (q.request_id, stratum, purpose)
+                found += expected is not None
+
+    assert found > 1000
+
+
+def _options_by_seeded_stream(index: KgIndex, spec: ProbeSpec) -> list[str] | str:
+    """A probe's options as the rule reads (gold, the target, then distractors drawn lazily without replacement from
+    each pool in turn by SeededStream.positions), or why it is skipped."""
+    truths = spec.query.truths(index)
+    if spec.gold not in truths:
+        return "gold not entailed"
+    if not spec.query.proof(index, spec.gold):
+        return "gold without a proof"
+    options = [spec.gold]
+    for node in spec.include:
+        if node in truths:
+            return "target already true"
+        if reads_like_any(index, node, options):
+            return "target reads like another option"
+        options.append(node)
+    rng = SeededStream(0, "distractors", spec.probe_id)
+    for pool in (spec.pool, *spec.wider):
+        for position in rng.positions(len(pool), 64):
+            candidate = pool[position]
+            if len(options) < 4 and candidate not in options and candidate not in truths \
+                    and candidate != spec.query.subject_id and index.nodes[candidate].label \
+                    and not reads_like_any(index, candidate, options):
+                options.append(candidate)
+            if len(options) == 4:
+                break
+        if len(options) == 4:
+            return options
+    return "fewer than 3 distractors"
+
+
+def test_every_probe_s_options_are_those_the_seeded_streams_draw(
+        stage: tuple[KgIndex, list[Request], ProbeBuilder]) -> None:
+    index, requests, probes = stage
+    outcomes: Counter[str] = Counter()
+    for q in requests:
+        for spec in probes.probes(q):
+            drafted = draft_row(index, spec, q, 0)
+            expected = _options_by_seeded_stream(index, spec)
+            assert (drafted if isinstance(drafted, str) else drafted.options) == expected, spec.probe_id
+            outcomes[expected if isinstance(expected, str) else "drafted"] += 1
+
+    assert outcomes["drafted"] == 1141 and outcomes["fewer than 3 distractors"] > 0
+
+
+def test_a_chunk_s_option_order_is_each_row_s_seeded_shuffle() -> None:
+    probe_ids = [f"req-{i:04x}/{PROBE_TYPES[i % 6]}/{i % 7}" for i in range(2000)]
+    for seed in (0, 7):
+        take = option_order(probe_ids, seed)
+        for row, probe_id in enumerate(probe_ids):
+            others = [1, 2, 3]
+            SeededStream(seed, "order", probe_id).shuffle(others)
+            assert take[row].tolist() == [4 * row + slot for slot in (0, *others)], probe_id
 
 
 FOUR_CURRENCIES = """\
