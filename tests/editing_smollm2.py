@@ -133,8 +133,10 @@ def edit(bench: Any, model: Any, tokenizer: Any, probes: EditProbes, method_name
 def reuse_target_vectors(folder: Path) -> None:
     """Memoise the z optimisation in `folder` (OUT/z-cache): AlphaEdit and MEMIT fit the same z for the same requests
     on the same weights (the method only changes the update), and z is most of an edit's time on the CPU. The key
-    holds the editor's code, the requests, the contexts, every setting z depends on and a hash of the edited layers'
-    weights (a later batch of a sequential run sees the earlier batches' edits, which differ between methods)."""
+    holds the editor's code, the requests, the contexts, every setting z depends on, the last edited layer (z lives
+    there: the layers below it only share out the update, so [2..8] reuses the z of [4..8]) and a hash of the edited
+    projection of every layer up to it (a later batch of a sequential run sees the earlier batches' edits, which
+    differ between methods; the layers above the last edited one are never edited)."""
     import hashlib
 
     import torch
@@ -143,7 +145,7 @@ def reuse_target_vectors(folder: Path) -> None:
 
     fit = alphaedit.LocateThenEditor.target_vectors
     folder.mkdir(parents=True, exist_ok=True)
-    z_settings = ("layers", "fact_token", "v_num_grad_steps", "v_lr", "v_weight_decay", "clamp_norm_factor",
+    z_settings = ("fact_token", "v_num_grad_steps", "v_lr", "v_weight_decay", "clamp_norm_factor",
                   "kl_factor", "early_stop_loss")
 
     code = hashlib.sha256(Path(alphaedit.__file__).read_bytes()
@@ -151,8 +153,8 @@ def reuse_target_vectors(folder: Path) -> None:
 
     def memoised(self: Any, requests: list, prefixes: list[str]) -> Any:
         key = (code, tuple((r.request_id, r.prompt, r.subject, r.target_new) for r in requests), tuple(prefixes),
-               tuple(str(self.settings.get(name)) for name in z_settings),
-               alphaedit._weights_fingerprint(self.arch, self.model, self.layers))
+               tuple(str(self.settings.get(name)) for name in z_settings), self.layers[-1],
+               alphaedit._weights_fingerprint(self.arch, self.model, list(range(self.layers[-1] + 1))))
         path = folder / (hashlib.sha256(repr(key).encode()).hexdigest()[:24] + ".pt")
         if path.exists():
             z, report, curve = torch.load(path, weights_only=False)

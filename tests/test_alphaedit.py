@@ -303,3 +303,14 @@ def test_gpt_neox_is_known_and_an_unknown_family_names_the_flags_that_make_it_wo
         architecture_of(opt, "model.decoder.layers.{}.nothing")
     with pytest.raises(ArchitectureError, match="one \\{\\}"):
         architecture_of(opt, "model.decoder.layers.fc2")
+
+
+def test_subject_texts_are_those_naming_an_edited_subject_as_a_whole_word() -> None:
+    from knowledgesmith.eval_harness.methods.alphaedit import subject_texts
+
+    corpus = ["What is the currency of Japan? Japanese yen", "The euro is used in France.", "European country",
+              "Which currency is the euro? euro", "What is the capital of Japanese Alps? none", "Swiss franc (CHF)"]
+    assert subject_texts({"euro", "Swiss franc"}, corpus) == ["Swiss franc (CHF)", "The euro is used in France.",
+                                                              "Which currency is the euro? euro"]
+    assert subject_texts({"Japan"}, corpus) == ["What is the currency of Japan? Japanese yen"]
+    assert subject_texts(set(), corpus) == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,16 @@ def edited_fact_texts(probes: pl.DataFrame, corpus: set[str], frames: list[str] 
     if "role" not in probes.columns:
         return []
     return sorted(set(_verbalised(probes.filter(pl.col("role") == "q_plus"), frames)) & corpus)
+
+
+def subject_texts(subjects: set[str], corpus: list[str]) -> list[str]:
+    """The corpus texts that mention one of the edited subjects (its label as a whole word): with
+    `corpus_exclude_edited: subjects` they leave C₀ too, so that the subject's own key is not what the null space
+    protects (every fact of a subject is read off the same key at its last token)."""
+    if not subjects:
+        return []
+    pattern = re.compile("|".join(rf"(?<!\w){re.escape(s)}(?!\w)" for s in sorted(subjects, key=len, reverse=True)))
+    return sorted({text for text in corpus if pattern.search(text)})
 
 
 def _weights_fingerprint(arch: Architecture, model: Any, layers: list[int]) -> str:
@@ -560,8 +571,14 @@ class _LocateThenEdit(Intervention):
                                    int(settings.get("seed", 0)), self.benchmark_mcq, probes, frames,
                                    lambda: editor.sampled_corpus(progress))
         editor.prepare_statistics(texts, name, progress=progress)
-        if settings.get("corpus_exclude_edited", True):
-            editor.exclude_texts(edited_fact_texts(probes, set(texts), frames), progress=progress)
+        exclude = settings.get("corpus_exclude_edited", True)
+        if exclude not in (True, False, "subjects"):
+            raise MethodError(f"corpus_exclude_edited: {exclude!r} is not true, false or subjects")
+        if exclude:
+            excluded = set(edited_fact_texts(probes, set(texts), frames))
+            if exclude == "subjects":
+                excluded |= set(subject_texts({r.subject for r in requests}, texts))
+            editor.exclude_texts(sorted(excluded), progress=progress)
         editor.prepare_projectors()
         prefixes = editor._contexts()
         size = int(settings["edit_batch_size"])
