@@ -23,7 +23,7 @@ from rapidfuzz.fuzz import ratio
 
 from .kgindex import KgIndex
 from .probes import OBJECT, SUBJECT, ProbeSpec
-from .requests import GAMMA, MASK64, MIX1, MIX2, SIMILAR, Request, SeededStream, seeded_prefix, seeded_state
+from .requests import GAMMA, MASK64, MIX1, MIX2, SIMILAR, Request, seeded_prefix, seeded_state
 
 N_OPTIONS = 4
 DRAW_ATTEMPTS = 64  # distractor draws per probe before giving up
@@ -212,26 +212,32 @@ def draft_table(drafts: list[DraftRow], index: KgIndex, seed: int) -> pa.Table:
 
 def option_order(probe_ids: list[str], seed: int) -> np.ndarray:
     """For each row of four drafted options (gold first), the flat positions of its options in their final order:
-    the gold, then the other three as `SeededStream(seed, "order", probe id).shuffle` leaves them. The streams'
-    SplitMix64 draws are computed for all rows at once in uint64 arithmetic (exact, modulo 2**64), their multiply-
-    shift `(z * n) >> 64` from 32-bit halves; only the keys are hashed one by one."""
-    prefix = seeded_prefix(seed, "order")
-    keys = b"".join([blake2b((prefix + probe_id).encode(), digest_size=8).digest() for probe_id in probe_ids])
+    the gold, then the other three as `SeededStream(seed, "order", probe id).shuffle` leaves them."""
+    others = 1 + seeded_shuffles(seeded_prefix(seed, "order"), probe_ids, N_OPTIONS - 1)  # drafted slots 1–3
+    return np.concatenate([np.zeros((len(probe_ids), 1), dtype=np.int64), others], axis=1) \
+        + (np.arange(len(probe_ids)) * N_OPTIONS)[:, None]
+
+
+def seeded_shuffles(prefix: str, lasts: Sequence[str], size: int) -> np.ndarray:
+    """Per key, `list(range(size))` as `SeededStream(...).shuffle` leaves it, the stream keyed by
+    `seeded_state(prefix, last)`: an array of shape (len(lasts), size), a row per key. The streams' SplitMix64 draws are
+    computed for all keys at once in uint64 arithmetic (exact, modulo 2**64), their multiply-shift `(z * n) >> 64`
+    from 32-bit halves; only the keys are hashed one by one."""
+    keys = b"".join([blake2b((prefix + last).encode(), digest_size=8).digest() for last in lasts])
     state = np.frombuffer(keys, dtype=">u8").astype(np.uint64)
-    rows = np.arange(len(probe_ids))
-    others = np.tile(np.arange(1, N_OPTIONS, dtype=np.int64), (len(probe_ids), 1))  # drafted slots 1–3, in order
-    for i in range(N_OPTIONS - 2, 0, -1):  # Fisher–Yates, as SeededStream.shuffle: swap i with a draw in [0, i]
+    rows = np.arange(len(lasts))
+    items = np.tile(np.arange(size, dtype=np.int64), (len(lasts), 1))
+    for i in range(size - 1, 0, -1):  # Fisher–Yates, as SeededStream.shuffle: swap i with a draw in [0, i]
         state = state + np.uint64(GAMMA)
         z = (state ^ (state >> np.uint64(30))) * np.uint64(MIX1)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(MIX2)
         z ^= z >> np.uint64(31)
         n, high, low = np.uint64(i + 1), z >> np.uint64(32), z & np.uint64(0xFFFFFFFF)
         j = ((high * n + ((low * n) >> np.uint64(32))) >> np.uint64(32)).astype(np.int64)
-        swapped = others[rows, j].copy()
-        others[rows, j] = others[:, i]
-        others[:, i] = swapped
-    return np.concatenate([np.zeros((len(probe_ids), 1), dtype=np.int64), others], axis=1) \
-        + (rows * N_OPTIONS)[:, None]
+        swapped = items[rows, j].copy()
+        items[rows, j] = items[:, i]
+        items[:, i] = swapped
+    return items
 
 
 _SPEC, _REQUEST, _QUERY = attrgetter("spec"), attrgetter("request"), attrgetter("query")
@@ -245,13 +251,10 @@ def finish_batch(table: pa.Table, start: int, seed: int) -> tuple[pa.Table, Coun
     histogram."""
     n = table.num_rows
     first_block = start // N_OPTIONS
-    blocks = []
-    for block_number in range(first_block, (start + n - 1) // N_OPTIONS + 1 if n else first_block):
-        block = list(range(N_OPTIONS))
-        SeededStream(seed, "letters", str(block_number)).shuffle(block)
-        blocks += block
+    block_numbers = range(first_block, (start + n - 1) // N_OPTIONS + 1 if n else first_block)
+    blocks = seeded_shuffles(seeded_prefix(seed, "letters"), list(map(str, block_numbers)), N_OPTIONS).ravel()
     skip = start - first_block * N_OPTIONS
-    gold = np.array(blocks[skip:skip + n], dtype=np.int64)
+    gold = blocks[skip:skip + n]
     take = (np.arange(n, dtype=np.int64)[:, None] * N_OPTIONS + _SLOTS_FOR_GOLD[gold]).ravel()
     offsets = pa.array(np.arange(0, N_OPTIONS * n + 1, N_OPTIONS, dtype=np.int32))
     slot = table["target"].to_numpy()

@@ -24,9 +24,9 @@ from minikg import HIERARCHY, RDF_TYPE, SUBCLASS_OF, Oracle, R, build_mini, m, m
 
 from knowledgesmith.builder.cli import main as ks_build_main
 from knowledgesmith.builder.kgindex import KgIndex
-from knowledgesmith.builder.mcq import draft_row, option_order, reads_like_any
+from knowledgesmith.builder.mcq import draft_row, option_order, reads_like_any, seeded_shuffles
 from knowledgesmith.builder.probes import ProbeBuilder, ProbeSpec
-from knowledgesmith.builder.requests import Request, SeededStream
+from knowledgesmith.builder.requests import Request, SeededStream, seeded_prefix
 from knowledgesmith.builder.templates import TemplateLibrary
 
 REQUEST = "req-d1fdb0134947a5b288950a60"  # Italy's currency: euro → Swiss franc
@@ -592,6 +592,17 @@ def test_a_chunk_s_option_order_is_each_row_s_seeded_shuffle() -> None:
             SeededStream(seed, "order", probe_id).shuffle(others)
             assert take[row].tolist() == [4 * row + slot for slot in (0, *others)], probe_id
 
+
+
+def test_the_letter_blocks_are_each_block_s_seeded_shuffle() -> None:
+    """`finish_batch` takes each block of four rows' gold letters from `seeded_shuffles`, not a SeededStream each."""
+    block_numbers = [str(b) for b in (*range(3000), 10**9, 2**40)]
+    for seed in (0, 7):
+        blocks = seeded_shuffles(seeded_prefix(seed, "letters"), block_numbers, 4)
+        for row, block_number in enumerate(block_numbers):
+            letters = [0, 1, 2, 3]
+            SeededStream(seed, "letters", block_number).shuffle(letters)
+            assert blocks[row].tolist() == letters, block_number
 
 FOUR_CURRENCIES = """\
 @prefix f: <https://knowledgesmith.org/test/four/> .
