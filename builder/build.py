@@ -7,6 +7,7 @@ the verifier re-proves the rows in that folder before the rename and its result 
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -159,8 +160,11 @@ def write_parquet(table: pa.Table, path: Path) -> dict[str, object]:
 def write_mcq_shards(batches: Iterator[pa.Table], rows_per_level: dict[str, int], folder: Path,
                      progress: bool = False) -> dict[str, dict[str, object]]:
     """Stream MCQ rows (id order, levels mixed) into `<level>-NNNNN-of-NNNNN.parquet` shards of SHARD_ROWS rows,
-    one level's rows in id order per file, written a row group at a time; returns sha256 and rows per file."""
-    writers = {level: _ShardWriter(folder, level, rows) for level, rows in rows_per_level.items() if rows}
+    one level's rows in id order per file, written a row group at a time; returns sha256 and rows per file.
+    Row groups are encoded, compressed, written and hashed on one I/O thread (pyarrow and hashlib release the GIL)
+    while this thread reads the next rows and fixes their letters; one thread keeps the writes in order."""
+    io = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ks-shards")
+    writers = {level: _ShardWriter(folder, level, rows, io) for level, rows in rows_per_level.items() if rows}
     bar = tqdm(total=sum(rows_per_level.values()), desc="shards", unit="row", disable=None if progress else True,
                leave=False)
     try:
@@ -175,10 +179,12 @@ def write_mcq_shards(batches: Iterator[pa.Table], rows_per_level: dict[str, int]
         for writer in writers.values():
             files.update(writer.close())
     except BaseException:
+        io.shutdown(wait=True, cancel_futures=True)  # no write may be running when the writers are closed
         for writer in writers.values():
             writer.abort()
         raise
     finally:
+        io.shutdown(wait=True)
         bar.close()
     return files
 
@@ -186,17 +192,21 @@ def write_mcq_shards(batches: Iterator[pa.Table], rows_per_level: dict[str, int]
 class _ShardWriter:
     """One level's shards: rows are buffered up to a row group, row groups go into the open shard (under a
     temporary name until it is complete), SHARD_ROWS rows to a shard — the same files `write_parquet` would write
-    for each shard's rows in one table."""
+    for each shard's rows in one table. The row groups are written by `io` (one thread, so in order); at most
+    MAX_PENDING_GROUPS of them wait for it, which bounds the memory they hold."""
 
-    def __init__(self, folder: Path, level: str, total_rows: int) -> None:
-        self.folder, self.level, self.total = folder, level, total_rows
+    MAX_PENDING_GROUPS = 2
+
+    def __init__(self, folder: Path, level: str, total_rows: int, io: concurrent.futures.Executor) -> None:
+        self.folder, self.level, self.total, self.io = folder, level, total_rows, io
         self.count = -(-total_rows // SHARD_ROWS)
         self.group_rows = int(PARQUET_OPTIONS["row_group_size"])
         self.options = {k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}
         self.buffer: list[pa.Table] = []
         self.buffered = self.written = self.in_shard = 0
         self.shard = 0
-        self.writer: pq.ParquetWriter | None = None
+        self.pending: list[concurrent.futures.Future[None]] = []
+        self.writer: pq.ParquetWriter | None = None  # the open shard's; used by the I/O thread only
         self.tmp: Path | None = None
         self.files: dict[str, dict[str, object]] = {}
 
@@ -213,24 +223,37 @@ class _ShardWriter:
         table = pa.concat_tables(self.buffer)
         group, rest = table.slice(0, n), table.slice(n)
         self.buffer, self.buffered = ([rest] if rest.num_rows else []), rest.num_rows
-        if self.writer is None:
-            self.tmp = self.folder / f".{self._name()}.tmp"
-            self.writer = pq.ParquetWriter(self.tmp, group.schema, **self.options)
-        self.writer.write_table(group.combine_chunks(), row_group_size=n)
         self.in_shard += n
         self.written += n
-        if self.in_shard == SHARD_ROWS or self.written == self.total:
+        shard_done = self.in_shard == SHARD_ROWS or self.written == self.total
+        self.pending.append(self.io.submit(self._write_group, group, self._name(),
+                                           self.in_shard if shard_done else None))
+        if shard_done:
+            self.in_shard = 0
+            self.shard += 1
+        while len(self.pending) > self.MAX_PENDING_GROUPS:
+            self.pending.pop(0).result()
+
+    def _write_group(self, group: pa.Table, name: str, shard_rows: int | None) -> None:
+        """On the I/O thread: one row group into shard `name`; with `shard_rows`, the shard's last, which completes
+        it (closed, renamed, hashed)."""
+        if self.writer is None:
+            self.tmp = self.folder / f".{name}.tmp"
+            self.writer = pq.ParquetWriter(self.tmp, group.schema, **self.options)
+        self.writer.write_table(group.combine_chunks(), row_group_size=group.num_rows)
+        if shard_rows is not None:
             self.writer.close()
             assert self.tmp is not None
-            final = self.folder / self._name()
+            final = self.folder / name
             self.tmp.rename(final)
-            self.files[f"mcq/{final.name}"] = {"rows": self.in_shard, "sha256": _sha256(final)}
-            self.writer, self.tmp, self.in_shard = None, None, 0
-            self.shard += 1
+            self.files[f"mcq/{final.name}"] = {"rows": shard_rows, "sha256": _sha256(final)}
+            self.writer, self.tmp = None, None
 
     def close(self) -> dict[str, dict[str, object]]:
         if self.buffered:
             self._flush(self.buffered)
+        while self.pending:
+            self.pending.pop(0).result()
         if self.written != self.total:
             raise RuntimeError(f"{self.level}: {self.written} MCQ rows written, {self.total} drafted")
         return self.files
