@@ -114,7 +114,7 @@ def draft_row(index: KgIndex, spec: ProbeSpec, request: Request, seed: int) -> D
     # the build's random numbers): drawn without replacement, so a pool holding exactly three valid distractors
     # always yields them; drawn lazily, so a probe costs the draws it uses, not DRAW_ATTEMPTS. A small pool is a lazy
     # Fisher–Yates over its positions (swaps kept in a dict), a large one redraws the rare repeat.
-    state = seeded_state(_prefix(seed, "distractors"), spec.probe_id)
+    state = seeded_state(seeded_prefix(seed, "distractors"), spec.probe_id)
     chosen_ids = set(options)
     subject = spec.query.subject_id
     for pool in pools:
@@ -154,17 +154,6 @@ def draft_row(index: KgIndex, spec: ProbeSpec, request: Request, seed: int) -> D
     if len(options) < N_OPTIONS:
         return "fewer than 3 distractors"
     return DraftRow(spec, request, options, proof)
-
-
-def _prefix(seed: int, purpose: str) -> str:
-    """`seeded_prefix(seed, purpose)`, memoised: two per row."""
-    prefix = _PREFIXES.get((seed, purpose))
-    if prefix is None:
-        prefix = _PREFIXES[(seed, purpose)] = seeded_prefix(seed, purpose)
-    return prefix
-
-
-_PREFIXES: dict[tuple[int, str], str] = {}
 
 
 # Where each option of a draft (gold first, then the distractors in their seeded order) goes for each gold position:

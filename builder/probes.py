@@ -125,7 +125,6 @@ class ProbeBuilder:
         # id of a sibling pool → the pool as a set, how many of it have single-valued facts, and those per branch
         self._families: dict[int, tuple[frozenset[str], int, Counter[str | None]]] = {}
         self._with_facts_per_branch: Counter[str | None] | None = None  # subjects with single-valued facts
-        self._prefixes: dict[tuple[str, ...], str] = {}  # seeded_prefix(seed, *parts), by parts
         self._phrasings: dict[tuple[str, str], list] = {}  # (relation, kind) → phrasings
         self._contextual_keys: list[list[tuple[str, str]]] | None = None  # see contextual
         self.subjects_by_branch: dict[str, list[str]] = {}
@@ -258,7 +257,7 @@ class ProbeBuilder:
         specs = []
         per = self.counts["contextual"]
         if self._contextual_keys is None:  # per stratum and row: the prefix of the fact's key, the phrasing's purpose
-            self._contextual_keys = [[(self._prefix(f"contextual{i}", stratum), f"contextual-{stratum}-{i}")
+            self._contextual_keys = [[(seeded_prefix(self.seed, f"contextual{i}", stratum), f"contextual-{stratum}-{i}")
                                       for i in range(per)] for stratum in STRATA]
         request_id, labels, same_kind = q.request_id, self.index.labels, self.index.same_kind
         render_probe = self.templates.render_probe
@@ -283,14 +282,7 @@ class ProbeBuilder:
     def _pick(self, phrasings: list, request_id: str, purpose: str):  # noqa: ANN202 - Phrasing
         if len(phrasings) == 1:
             return phrasings[0]  # the key could only pick this one: no need to hash it
-        return phrasings[seeded_state(self._prefix(purpose), request_id) % len(phrasings)]
-
-    def _prefix(self, *parts: str) -> str:
-        """`seeded_prefix(seed, *parts)`, memoised: a request keys a few dozen decisions by the same few purposes."""
-        prefix = self._prefixes.get(parts)
-        if prefix is None:
-            prefix = self._prefixes[parts] = seeded_prefix(self.seed, *parts)
-        return prefix
+        return phrasings[seeded_state(seeded_prefix(self.seed, purpose), request_id) % len(phrasings)]
 
     def _wrong_value(self, s: str, r: str, o: str, rng: SeededStream) -> str | None:
         """A node of o's kind that the KG does not give (s, r): sampled, not scanned (a kind may be large)."""
@@ -346,7 +338,7 @@ class ProbeBuilder:
     def _stratum_fact(self, q: Request, stratum: str, purpose: str = "contextual") -> tuple[str, str, str, int] | None:
         """A fact of another subject: a sibling (same parent), a node of the same branch, or of another branch.
         Candidates are sampled (seeded) rather than scanned, so a request costs the same on a million-node KG."""
-        return self._fact_in_stratum(q, STRATA.index(stratum), self._prefix(purpose, stratum))
+        return self._fact_in_stratum(q, STRATA.index(stratum), seeded_prefix(self.seed, purpose, stratum))
 
     def _fact_in_stratum(self, q: Request, stratum: int, prefix: str) -> tuple[str, str, str, int] | None:
         """`_stratum_fact` of the stratum STRATA[stratum], keyed by `prefix` = seeded_prefix(seed, purpose, stratum

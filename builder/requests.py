@@ -10,6 +10,7 @@ form the set of size k, so the sets are nested by construction (1 ⊂ 10 ⊂ 100
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -75,9 +76,10 @@ def seeded_key(seed: int, *parts: str) -> bytes:
     return blake2b("\x1f".join((str(seed), *parts)).encode(), digest_size=8).digest()
 
 
+@functools.cache
 def seeded_prefix(seed: int, *parts: str) -> str:
     """What `seeded_key(seed, *parts, last)` hashes before `last`: hot loops that key one decision per probe or row
-    join this once and pass it to `seeded_state`."""
+    join this once and pass it to `seeded_state` (memoised: a build keys millions of decisions by a few purposes)."""
     return "\x1f".join((str(seed), *parts, ""))
 
 
