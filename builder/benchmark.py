@@ -27,7 +27,7 @@ from tqdm import tqdm
 from .graph import KnowledgeGraph
 from .hierarchy import LEVELS
 from .kgindex import KgIndex
-from .mcq import MCQ_SCHEMA, DraftRow, draft_row, draft_table, finish_batch
+from .mcq import MCQ_SCHEMA, DraftRow, draft_rows, draft_table, finish_batch
 from .probes import ProbeBuilder
 from .requests import K_VALUES, Request, build_requests, requests_table
 from .templates import PROBE_TYPES, TemplateLibrary
@@ -121,30 +121,37 @@ def _draft_to_file(probes: ProbeBuilder, requests: list[Request], seed: int, pat
 
 def _draft_rows_to_file(probes: ProbeBuilder, requests: list[Request], seed: int, path: Path,
                         bar: tqdm | None) -> DraftCounts:
+    """A chunk of DRAFT_CHUNK requests at a time: their probes (`probes_of`), then their rows (`draft_rows`), then
+    one record batch — chunks, so that the seeded streams of the chunk's rows are started together in NumPy."""
     counts = DraftCounts()
-    drafts: list[DraftRow] = []
     index = probes.index
     by_probe_id = attrgetter("spec.probe_id")
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, MCQ_SCHEMA) as writer:
-        for i, request in enumerate(requests, 1):
-            rows: list[DraftRow] = []
-            drafted: Counter[str] = Counter()
-            for spec in probes.probes(request):
-                result = draft_row(index, spec, request, seed)
-                if isinstance(result, str):
-                    counts.skipped[f"{spec.probe_type}: {result}"] += 1
-                else:
-                    rows.append(result)
-                    drafted[spec.probe_type] += 1
-            for probe_type, n in drafted.items():
-                counts.rows[(request.level, probe_type)] += n
-            rows.sort(key=by_probe_id)  # "contextual/10" sorts before "contextual/2"
-            drafts += rows
-            if i % DRAFT_CHUNK == 0 or i == len(requests):
-                writer.write_table(draft_table(drafts, index, seed))
-                drafts = []
+        for start in range(0, len(requests), DRAFT_CHUNK):
+            chunk = requests[start:start + DRAFT_CHUNK]
+            specs_per_request = probes.probes_of(chunk)
+            specs = [spec for specs in specs_per_request for spec in specs]
+            results = draft_rows(index, specs, [request for request, specs in zip(chunk, specs_per_request,
+                                                                                  strict=True) for _ in specs], seed)
+            drafts: list[DraftRow] = []
+            end = 0
+            for request, request_specs in zip(chunk, specs_per_request, strict=True):
+                begin, end = end, end + len(request_specs)
+                rows: list[DraftRow] = []
+                drafted: Counter[str] = Counter()
+                for spec, result in zip(request_specs, results[begin:end], strict=True):
+                    if isinstance(result, str):
+                        counts.skipped[f"{spec.probe_type}: {result}"] += 1
+                    else:
+                        rows.append(result)
+                        drafted[spec.probe_type] += 1
+                for probe_type, n in drafted.items():
+                    counts.rows[(request.level, probe_type)] += n
+                rows.sort(key=by_probe_id)  # "contextual/10" sorts before "contextual/2"
+                drafts += rows
+            writer.write_table(draft_table(drafts, index, seed))
             if bar is not None:
-                bar.update(1)
+                bar.update(len(chunk))
     return counts
 
 

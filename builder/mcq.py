@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from hashlib import blake2b
 from operator import attrgetter
 
 import numpy as np
@@ -23,7 +22,19 @@ from rapidfuzz.fuzz import ratio
 
 from .kgindex import KgIndex
 from .probes import OBJECT, SUBJECT, ProbeSpec
-from .requests import GAMMA, MASK64, MIX1, MIX2, SIMILAR, Request, seeded_prefix, seeded_state
+from .requests import (
+    GAMMA,
+    MASK64,
+    MIX1,
+    MIX2,
+    SIMILAR,
+    Request,
+    multiply_shift,
+    seeded_prefix,
+    seeded_state,
+    seeded_states,
+    splitmix_outputs,
+)
 
 N_OPTIONS = 4
 DRAW_ATTEMPTS = 64  # distractor draws per probe before giving up
@@ -84,12 +95,23 @@ def _names_alike(names: Sequence[str], others: Sequence[str]) -> bool:
     return False
 
 
-def draft_row(index: KgIndex, spec: ProbeSpec, request: Request, seed: int) -> DraftRow | str:
-    """Choose the options of one probe, or return why it is skipped."""
-    truths = spec.query.truths(index)
-    if spec.gold not in truths:
-        return "gold not entailed"
-    proof = spec.query.proof(index, spec.gold)
+def draft_row(index: KgIndex, spec: ProbeSpec, request: Request, seed: int,
+              ahead: Sequence[int] | None = None) -> DraftRow | str:
+    """Choose the options of one probe, or return why it is skipped. `ahead`, where given, is the probe's first
+    draws from its first pool as `distractor_draws` computes them for many probes at once: tried first, and only
+    when they run out before the options are complete are the draws made again, one by one, from the start."""
+    query = spec.query
+    if query.kind == OBJECT:  # most rows: one lookup each for the truths and the proof, not a method dispatch
+        truths = index.values(query.subject_id, query.relation_id)  # type: ignore[arg-type]
+        found = index.triple_of.get((query.subject_id, query.relation_id, spec.gold))  # type: ignore[arg-type]
+        if spec.gold not in truths:
+            return "gold not entailed"
+        proof = [found] if found is not None else query.proof(index, spec.gold)
+    else:
+        truths = query.truths(index)
+        if spec.gold not in truths:
+            return "gold not entailed"
+        proof = query.proof(index, spec.gold)
     if not proof:
         return "gold without a proof"
     folded, nodes = index.folded, index.nodes
@@ -102,9 +124,30 @@ def draft_row(index: KgIndex, spec: ProbeSpec, request: Request, seed: int) -> D
             return "target reads like another option"
         options.append(node)
         option_names += folded[node]
+    subject = query.subject_id
+    if ahead is not None:
+        # The draws made ahead are the first positions the loop below would draw from the first pool, in order, and
+        # whether a candidate is taken never changes which position comes next; a large pool's rare repeated
+        # position is rejected here as it was the first time (taken, it is an option; passed over, it still is).
+        # Options found here are false for the question, so the count of such nodes below would not have skipped
+        # the probe: it is made only where these draws fall short.
+        pool = spec.pool
+        given, given_names = len(options), len(option_names)
+        for position in ahead:
+            if position < 0:  # the pool has no more positions: the loop below goes on to the wider pools
+                break
+            candidate = pool[position]
+            if candidate in options or candidate in truths or candidate == subject \
+                    or not nodes[candidate].label or _names_alike(folded[candidate], option_names):
+                continue
+            options.append(candidate)
+            if len(options) == N_OPTIONS:
+                return DraftRow(spec, request, options, proof)
+            option_names += folded[candidate]
+        del options[given:], option_names[given_names:]
     pools = (spec.pool, *spec.wider)
     needed = N_OPTIONS - len(options)
-    if spec.query.kind in (OBJECT, SUBJECT) and sum(map(len, pools)) - len(pools) * len(truths) < needed \
+    if query.kind in (OBJECT, SUBJECT) and sum(map(len, pools)) - len(pools) * len(truths) < needed \
             and sum(index.count_outside(pool, truths) for pool in pools) < needed:
         # Too few nodes of the pools are false for the question (every node of a kind can hold the answer of a
         # reverse question), so no draw order finds enough: skip the draws, which only this probe's stream sees.
@@ -116,7 +159,6 @@ def draft_row(index: KgIndex, spec: ProbeSpec, request: Request, seed: int) -> D
     # Fisher–Yates over its positions (swaps kept in a dict), a large one redraws the rare repeat.
     state = seeded_state(seeded_prefix(seed, "distractors"), spec.probe_id)
     chosen_ids = set(options)
-    subject = spec.query.subject_id
     for pool in pools:
         n = len(pool)
         small = n <= 2 * DRAW_ATTEMPTS
@@ -154,6 +196,47 @@ def draft_row(index: KgIndex, spec: ProbeSpec, request: Request, seed: int) -> D
     if len(options) < N_OPTIONS:
         return "fewer than 3 distractors"
     return DraftRow(spec, request, options, proof)
+
+
+DRAWS_AHEAD = 6  # distractor draws per probe made ahead (most probes take three or four)
+
+
+def draft_rows(index: KgIndex, specs: Sequence[ProbeSpec], requests: Sequence[Request],
+               seed: int) -> list[DraftRow | str]:
+    """`draft_row` of each probe (with its request), the first DRAWS_AHEAD draws of every probe made at once."""
+    ahead = distractor_draws(seeded_prefix(seed, "distractors"), [spec.probe_id for spec in specs],
+                             [len(spec.pool) for spec in specs], DRAWS_AHEAD).tolist()
+    return [draft_row(index, spec, request, seed, drawn) for spec, request, drawn in zip(specs, requests, ahead,
+                                                                                          strict=True)]
+
+
+def distractor_draws(prefix: str, lasts: Sequence[str], sizes: Sequence[int], k: int) -> np.ndarray:
+    """Per key, the first `k` positions that `SeededStream(...).positions(size, DRAW_ATTEMPTS)` draws, the stream
+    keyed by `seeded_state(prefix, last)`: shape (len(lasts), k), −1 past a small pool's last position. For a large
+    pool (over 2 × DRAW_ATTEMPTS) the positions are the raw draws, a repeat included where `positions` would skip it
+    and draw again (k ≤ DRAW_ATTEMPTS, so its limit is never reached); a small pool's are the lazy Fisher–Yates's,
+    whose swaps are replayed here from the earlier draws of the same row."""
+    if not 0 < k <= DRAW_ATTEMPTS:
+        raise ValueError(f"k must be in 1..{DRAW_ATTEMPTS}")
+    n = np.asarray(sizes, dtype=np.int64).reshape(len(lasts))
+    if n.size and (n.min() < 0 or n.max() >= 1 << 31):
+        raise ValueError("pool sizes must be in [0, 2**31)")  # the multiply-shift below needs n·2**32 < 2**64
+    small = n <= 2 * DRAW_ATTEMPTS
+    z = splitmix_outputs(seeded_states([prefix + last for last in lasts]), k)
+    out = np.empty((len(lasts), k), dtype=np.int64)
+    # a small pool's Fisher–Yates: the step t draws j in [t, n) and takes what j holds, then j holds what t held
+    written_at = np.empty((len(lasts), k), dtype=np.int64)
+    written = np.empty((len(lasts), k), dtype=np.int64)
+    for t in range(k):
+        remaining = np.maximum(n - t, 0) if t else n
+        j = t + multiply_shift(z[:, t], np.where(small, remaining, n))
+        position, held_at_t = j.copy(), np.full(len(lasts), t, dtype=np.int64)
+        for earlier in range(t):  # later writes win, as in the dict
+            position = np.where(written_at[:, earlier] == j, written[:, earlier], position)
+            held_at_t = np.where(written_at[:, earlier] == t, written[:, earlier], held_at_t)
+        written_at[:, t], written[:, t] = j, held_at_t
+        out[:, t] = np.where(small, np.where(t < n, position, -1), j - t)
+    return out
 
 
 # Where each option of a draft (gold first, then the distractors in their seeded order) goes for each gold position:
@@ -212,17 +295,11 @@ def seeded_shuffles(prefix: str, lasts: Sequence[str], size: int) -> np.ndarray:
     `seeded_state(prefix, last)`: an array of shape (len(lasts), size), a row per key. The streams' SplitMix64 draws are
     computed for all keys at once in uint64 arithmetic (exact, modulo 2**64), their multiply-shift `(z * n) >> 64`
     from 32-bit halves; only the keys are hashed one by one."""
-    keys = b"".join([blake2b((prefix + last).encode(), digest_size=8).digest() for last in lasts])
-    state = np.frombuffer(keys, dtype=">u8").astype(np.uint64)
+    z = splitmix_outputs(seeded_states([prefix + last for last in lasts]), max(size - 1, 0))
     rows = np.arange(len(lasts))
     items = np.tile(np.arange(size, dtype=np.int64), (len(lasts), 1))
-    for i in range(size - 1, 0, -1):  # Fisher–Yates, as SeededStream.shuffle: swap i with a draw in [0, i]
-        state = state + np.uint64(GAMMA)
-        z = (state ^ (state >> np.uint64(30))) * np.uint64(MIX1)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(MIX2)
-        z ^= z >> np.uint64(31)
-        n, high, low = np.uint64(i + 1), z >> np.uint64(32), z & np.uint64(0xFFFFFFFF)
-        j = ((high * n + ((low * n) >> np.uint64(32))) >> np.uint64(32)).astype(np.int64)
+    for step, i in enumerate(range(size - 1, 0, -1)):  # Fisher–Yates as SeededStream.shuffle: i ⇄ a draw in [0, i]
+        j = multiply_shift(z[:, step], np.uint64(i + 1))
         swapped = items[rows, j].copy()
         items[rows, j] = items[:, i]
         items[:, i] = swapped

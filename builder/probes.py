@@ -20,12 +20,26 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .kgindex import KgIndex
-from .requests import DRAWS, GAMMA, MASK64, MIX1, MIX2, Request, SeededStream, seeded_prefix, seeded_state
+from .requests import (
+    DRAWS,
+    Request,
+    SeededStream,
+    seeded_prefix,
+    seeded_state,
+    seeded_states,
+    splitmix_output,
+    splitmix_outputs,
+)
 from .templates import TemplateLibrary
 
 OBJECT, SUBJECT, CHAIN, PEER = "object", "subject", "chain", "peer"
 STRATA = ("sibling", "branch", "other")
 STRATUM_DRAWS = 24  # candidates drawn from a stratum before it gives up
+STRATUM_AHEAD = 3  # outputs of a contextual row's stratum stream made ahead (most take a candidate and a fact: two)
+
+# A contextual row's seeded streams made ahead: its stratum stream's starting state and first outputs, and the state
+# that picks its phrasing.
+ContextualStreams = tuple[list[tuple[int, list[int]]], list[int]]
 
 
 @dataclass(slots=True)
@@ -126,7 +140,7 @@ class ProbeBuilder:
         self._families: dict[int, tuple[frozenset[str], int, Counter[str | None]]] = {}
         self._with_facts_per_branch: Counter[str | None] | None = None  # subjects with single-valued facts
         self._phrasings: dict[tuple[str, str], list] = {}  # (relation, kind) → phrasings
-        self._contextual_keys: list[list[tuple[str, str]]] | None = None  # see contextual
+        self._contextual_keys: list[tuple[str, str]] | None = None  # see _contextual_key_list
         self.subjects_by_branch: dict[str, list[str]] = {}
         for node in self.subjects_with_facts:
             branch = index.nodes[node].branch
@@ -143,15 +157,45 @@ class ProbeBuilder:
                 relation, self.index.relation_labels.get(relation, relation), kind)
         return found
 
-    def probes(self, request: Request) -> list[ProbeSpec]:
+    def probes(self, request: Request, contextual_streams: ContextualStreams | None = None) -> list[ProbeSpec]:
         out: list[ProbeSpec] = []
         out += self.direct(request)
         out += self.reverse(request)
         out += self.multi_hop(request)
         out += self.comparison(request)
         out += self.conflict(request)
-        out += self.contextual(request)
+        out += self.contextual(request, contextual_streams)
         return out
+
+    def probes_of(self, requests: list[Request]) -> list[list[ProbeSpec]]:
+        """`probes` of each request, the contextual rows' seeded streams keyed and started for all of them at once
+        (`contextual_streams`)."""
+        streams = self.contextual_streams(requests)
+        return [self.probes(request, found) for request, found in zip(requests, streams, strict=True)]
+
+    def contextual_streams(self, requests: list[Request]) -> list[ContextualStreams]:
+        """Per request, the seeded streams of its contextual rows, stratum by stratum and row by row: the starting
+        state of `SeededStream(seed, f"contextual{i}", stratum, request id)` with its first STRATUM_AHEAD outputs,
+        and the state of the key that picks the row's phrasing (`_pick`'s). The keys are hashed one by one, the
+        outputs computed for all of them at once in NumPy."""
+        keys = self._contextual_key_list()
+        ids = [q.request_id for q in requests]
+        facts = seeded_states([fact_prefix + request_id for request_id in ids for fact_prefix, _ in keys])
+        outputs = splitmix_outputs(facts, STRATUM_AHEAD).tolist()
+        starts = facts.tolist()
+        picks = seeded_states([seeded_prefix(self.seed, pick_purpose) + request_id
+                               for request_id in ids for _, pick_purpose in keys]).tolist()
+        per = len(keys)
+        return [(list(zip(starts[at:at + per], outputs[at:at + per], strict=True)), picks[at:at + per])
+                for at in range(0, per * len(requests), per)]
+
+    def _contextual_key_list(self) -> list[tuple[str, str]]:
+        """Per contextual row, stratum by stratum: the prefix of its fact's key and the purpose of its phrasing."""
+        if self._contextual_keys is None:
+            per = self.counts["contextual"]
+            self._contextual_keys = [(seeded_prefix(self.seed, f"contextual{i}", stratum), f"contextual-{stratum}-{i}")
+                                     for stratum in STRATA for i in range(per)]
+        return self._contextual_keys
 
     # -- the six types -------------------------------------------------------------------------------------------
 
@@ -252,27 +296,30 @@ class ProbeBuilder:
                                    include=[misleading], distance=distance))
         return specs
 
-    def contextual(self, q: Request) -> list[ProbeSpec]:
-        """Rows are numbered stratum by stratum: sibling 0…n−1, same branch n…2n−1, other branch 2n…3n−1."""
+    def contextual(self, q: Request, streams: ContextualStreams | None = None) -> list[ProbeSpec]:
+        """Rows are numbered stratum by stratum: sibling 0…n−1, same branch n…2n−1, other branch 2n…3n−1.
+        `streams`: the request's `contextual_streams`, where made for many requests at once."""
         specs = []
         per = self.counts["contextual"]
-        if self._contextual_keys is None:  # per stratum and row: the prefix of the fact's key, the phrasing's purpose
-            self._contextual_keys = [[(seeded_prefix(self.seed, f"contextual{i}", stratum), f"contextual-{stratum}-{i}")
-                                      for i in range(per)] for stratum in STRATA]
+        keys = self._contextual_key_list()
+        fact_streams, picks = streams if streams is not None else self.contextual_streams([q])[0]
         request_id, labels, same_kind = q.request_id, self.index.labels, self.index.same_kind
-        render_probe = self.templates.render_probe
-        for index_stratum, keys in enumerate(self._contextual_keys):
+        render_probe, phrasings_of = self.templates.render_probe, self.phrasings
+        for index_stratum in range(len(STRATA)):
             seen: set[tuple[str, str]] = set()
-            for i, (fact_prefix, pick_purpose) in enumerate(keys):
-                fact = self._fact_in_stratum(q, index_stratum, fact_prefix)
+            for i in range(per):
+                row = index_stratum * per + i
+                fact = self._fact_in_stratum(q, index_stratum, keys[row][0], fact_streams[row])
                 if fact is None or fact[:2] in seen:
                     continue
                 s2, r2, o2, distance = fact
                 seen.add((s2, r2))
-                phrasing = self._pick(self.phrasings(r2, "question"), request_id, pick_purpose)
+                phrasings = phrasings_of(r2, "question")
+                # `_pick`, its key hashed ahead
+                phrasing = phrasings[0] if len(phrasings) == 1 else phrasings[picks[row] % len(phrasings)]
                 question = render_probe(
                     "contextual", question=phrasing.render_cached(labels[s2], labels[o2], request_id))
-                specs.append(ProbeSpec(request_id, "contextual", "q_minus", index_stratum * per + i, question,
+                specs.append(ProbeSpec(request_id, "contextual", "q_minus", row, question,
                                        phrasing.template_id, Query(OBJECT, s2, r2), gold=o2, target=o2,
                                        pool=same_kind(o2), distance=distance))
         return specs
@@ -340,11 +387,12 @@ class ProbeBuilder:
         Candidates are sampled (seeded) rather than scanned, so a request costs the same on a million-node KG."""
         return self._fact_in_stratum(q, STRATA.index(stratum), seeded_prefix(self.seed, purpose, stratum))
 
-    def _fact_in_stratum(self, q: Request, stratum: int, prefix: str) -> tuple[str, str, str, int] | None:
+    def _fact_in_stratum(self, q: Request, stratum: int, prefix: str,
+                         stream: tuple[int, list[int]] | None = None) -> tuple[str, str, str, int] | None:
         """`_stratum_fact` of the stratum STRATA[stratum], keyed by `prefix` = seeded_prefix(seed, purpose, stratum
         name). The draws are `SeededStream(seed, purpose, stratum name, request id).below`, inlined: this loop runs
-        for every contextual and conflict row, and most draws are passed over (a sibling, a node without
-        single-valued facts)."""
+        for every contextual and conflict row. `stream`, where given, is that stream's starting state and first
+        outputs, made ahead (`contextual_streams`); outputs past those are made here (`splitmix_output`)."""
         s = q.subject_id
         pool, skip, size, family, candidates = self._strata_of(s)[stratum]
         if not candidates:
@@ -353,12 +401,10 @@ class ProbeBuilder:
         nodes, memo = self.index.nodes, self._facts_and_objects
         branch = nodes[s].branch
         touched = (s, q.target_true_id, q.target_new_id)  # facts the request could change are never asked
-        state = seeded_state(prefix, q.request_id)
-        for _ in range(min(size, STRATUM_DRAWS)):
-            state = (state + GAMMA) & MASK64
-            z = ((state ^ (state >> 30)) * MIX1) & MASK64
-            z = ((z ^ (z >> 27)) * MIX2) & MASK64
-            drawn = ((z ^ (z >> 31)) * size) >> 64
+        state, outputs = stream if stream is not None else (seeded_state(prefix, q.request_id), ())
+        made = len(outputs)
+        for t in range(min(size, STRATUM_DRAWS)):
+            drawn = ((outputs[t] if t < made else splitmix_output(state, t)) * size) >> 64
             other = pool[drawn + 1 if 0 <= skip <= drawn else drawn]
             if other == s or (family is not None and other in family) \
                     or (other_branch and nodes[other].branch == branch):
@@ -373,10 +419,7 @@ class ProbeBuilder:
                 facts = [(r, o) for r, o in facts if o not in touched]
                 if not facts:
                     continue
-            state = (state + GAMMA) & MASK64
-            z = ((state ^ (state >> 30)) * MIX1) & MASK64
-            z = ((z ^ (z >> 27)) * MIX2) & MASK64
-            r2, o2 = facts[((z ^ (z >> 31)) * len(facts)) >> 64]
+            r2, o2 = facts[((outputs[t + 1] if t + 1 < made else splitmix_output(state, t + 1)) * len(facts)) >> 64]
             distance = self.index.hierarchy_distance(s, other)
             return other, r2, o2, distance if distance is not None else -1
         return None

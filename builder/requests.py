@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from hashlib import blake2b
 from typing import TypeVar
 
+import numpy as np
 import pyarrow as pa
 from rapidfuzz import fuzz
 
@@ -97,6 +98,43 @@ def seeded_rng(seed: int, *parts: str) -> random.Random:
 # SplitMix64's increment and output multipliers: the probe and MCQ stages inline `SeededStream.below` with these in
 # their hottest loops (a method call costs as much as the arithmetic), so the draws there are the same numbers.
 GAMMA, MIX1, MIX2, MASK64 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, (1 << 64) - 1
+
+
+def seeded_states(keys: Sequence[str]) -> np.ndarray:
+    """`seeded_state(prefix, last)` of each key `prefix + last`, as uint64: the keys hashed one by one, the states
+    read at once."""
+    digests = b"".join([blake2b(key.encode(), digest_size=8).digest() for key in keys])
+    return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
+
+
+def splitmix_outputs(states: np.ndarray, k: int) -> np.ndarray:
+    """The first k outputs of the SplitMix64 stream (`SeededStream`'s, before its multiply-shift) from each uint64
+    state, shape (len(states), k), computed for all states at once: exact, as uint64 products wrap modulo 2**64 as
+    `& MASK64` does."""
+    out = np.empty((len(states), k), dtype=np.uint64)
+    state = states
+    for t in range(k):
+        state = state + np.uint64(GAMMA)
+        z = (state ^ (state >> np.uint64(30))) * np.uint64(MIX1)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(MIX2)
+        out[:, t] = z ^ (z >> np.uint64(31))
+    return out
+
+
+def splitmix_output(state: int, t: int) -> int:
+    """Output t (from 0) of the SplitMix64 stream that starts at `state`: its state then is state + (t + 1)·GAMMA."""
+    z = (state + (t + 1) * GAMMA) & MASK64
+    z = ((z ^ (z >> 30)) * MIX1) & MASK64
+    z = ((z ^ (z >> 27)) * MIX2) & MASK64
+    return z ^ (z >> 31)
+
+
+def multiply_shift(z: np.ndarray, n: np.ndarray | np.uint64) -> np.ndarray:
+    """`(z * n) >> 64` (a draw in [0, n) from a 64-bit output, as `SeededStream.below`) for uint64 z and n < 2**32,
+    from 32-bit halves: uint64 products that cannot overflow."""
+    n = np.asarray(n).astype(np.uint64)
+    high, low = z >> np.uint64(32), z & np.uint64(0xFFFFFFFF)
+    return ((high * n + ((low * n) >> np.uint64(32))) >> np.uint64(32)).astype(np.int64)
 
 
 class SeededStream:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
+from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,9 +25,17 @@ from minikg import HIERARCHY, RDF_TYPE, SUBCLASS_OF, Oracle, R, build_mini, m, m
 
 from knowledgesmith.builder.cli import main as ks_build_main
 from knowledgesmith.builder.kgindex import KgIndex
-from knowledgesmith.builder.mcq import draft_row, option_order, reads_like_any, seeded_shuffles
-from knowledgesmith.builder.probes import ProbeBuilder, ProbeSpec
-from knowledgesmith.builder.requests import Request, SeededStream, seeded_prefix
+from knowledgesmith.builder.mcq import (
+    DRAW_ATTEMPTS,
+    distractor_draws,
+    draft_row,
+    draft_rows,
+    option_order,
+    reads_like_any,
+    seeded_shuffles,
+)
+from knowledgesmith.builder.probes import STRATA, STRATUM_AHEAD, ProbeBuilder, ProbeSpec
+from knowledgesmith.builder.requests import Request, SeededStream, seeded_prefix, splitmix_output
 from knowledgesmith.builder.templates import TemplateLibrary
 
 REQUEST = "req-d1fdb0134947a5b288950a60"  # Italy's currency: euro → Swiss franc
@@ -581,6 +590,63 @@ def test_every_probe_s_options_are_those_the_seeded_streams_draw(
             outcomes[expected if isinstance(expected, str) else "drafted"] += 1
 
     assert outcomes["drafted"] == 1141 and outcomes["fewer than 3 distractors"] > 0
+
+
+def test_drafting_a_chunk_with_draws_made_ahead_gives_each_probe_s_own_draft(
+        stage: tuple[KgIndex, list[Request], ProbeBuilder]) -> None:
+    """`probes_of` and `draft_rows` (the build's path: streams started for many requests at once, distractor draws
+    made ahead) give what `probes` and `draft_row` give one request and one probe at a time."""
+    index, requests, probes = stage
+    specs_per_request = probes.probes_of(requests)
+    assert [[spec.probe_id for spec in specs] for specs in specs_per_request] \
+        == [[spec.probe_id for spec in probes.probes(q)] for q in requests]
+    specs = [spec for specs in specs_per_request for spec in specs]
+    owners = [q for q, specs in zip(requests, specs_per_request, strict=True) for _ in specs]
+    drafted = draft_rows(index, specs, owners, 0)
+    for spec, q, result in zip(specs, owners, drafted, strict=True):
+        alone = draft_row(index, spec, q, 0)
+        assert (result if isinstance(result, str) else (result.options, result.provenance, result.spec.question)) \
+            == (alone if isinstance(alone, str) else (alone.options, alone.provenance, alone.spec.question)), \
+            spec.probe_id
+    assert sum(not isinstance(result, str) for result in drafted) == 1141
+
+
+def test_distractor_draws_are_the_first_positions_of_each_probe_s_seeded_stream() -> None:
+    """`distractor_draws` reads as `SeededStream(seed, "distractors", probe id).positions(size, 64)`: a small pool's
+    positions exactly (−1 once it has none left), a large pool's with a repeat kept where `positions` skips it."""
+    sizes = [0, 1, 2, 3, 4, 5, 6, 7, 50, 127, 128, 129, 130, 1000, 10**6, 2**31 - 1]
+    probe_ids = [f"req-{i:04x}/{PROBE_TYPES[i % 6]}/{i % 7}" for i in range(3000)]
+    pool_sizes = [sizes[i % len(sizes)] for i in range(len(probe_ids))]
+    for seed, k in ((0, 6), (7, 1), (0, DRAW_ATTEMPTS)):
+        drawn = distractor_draws(seeded_prefix(seed, "distractors"), probe_ids, pool_sizes, k)
+        assert drawn.shape == (len(probe_ids), k)
+        for row, (probe_id, n) in enumerate(zip(probe_ids, pool_sizes, strict=True)):
+            positions = SeededStream(seed, "distractors", probe_id).positions(n, DRAW_ATTEMPTS)
+            expected = list(islice(positions, k))
+            if n <= 2 * DRAW_ATTEMPTS:
+                assert drawn[row].tolist() == expected + [-1] * (k - len(expected)), (probe_id, n)
+            else:
+                distinct = list(dict.fromkeys(drawn[row].tolist()))
+                assert distinct == expected[:len(distinct)], (probe_id, n)
+
+
+def test_contextual_streams_are_the_seeded_streams_of_each_row(
+        stage: tuple[KgIndex, list[Request], ProbeBuilder]) -> None:
+    """Each contextual row's stream made ahead is `SeededStream(0, f"contextual{i}", stratum, request id)` (its
+    state, then its outputs: `below(2**64)` is the raw output), and its pick key `_pick`'s."""
+    _index, requests, probes = stage
+    per = probes.counts["contextual"]
+    streams = probes.contextual_streams(requests)
+    for q, (facts, picks) in zip(requests, streams, strict=True):
+        assert len(facts) == len(picks) == len(STRATA) * per
+        for row, ((state, outputs), pick) in enumerate(zip(facts, picks, strict=True)):
+            stratum, i = STRATA[row // per], row % per
+            rng = SeededStream(0, f"contextual{i}", stratum, q.request_id)
+            assert state == rng.state
+            assert outputs == [rng.below(1 << 64) for _ in range(STRATUM_AHEAD)]
+            assert [splitmix_output(state, t) for t in range(STRATUM_AHEAD + 2)] \
+                == outputs + [rng.below(1 << 64) for _ in range(2)]
+            assert pick == SeededStream(0, f"contextual-{stratum}-{i}", q.request_id).state
 
 
 def test_a_chunk_s_option_order_is_each_row_s_seeded_shuffle() -> None:
