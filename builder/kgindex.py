@@ -266,7 +266,8 @@ class KgIndex:
 
     def hierarchy_distance(self, a: str, b: str) -> int | None:
         """Hops between two nodes through their nearest common ancestor (None when they share none)."""
-        up_a, up_b = self.ancestors(a), self.ancestors(b)
+        memo = self._ancestors  # looked up here first: this runs for every contextual and conflict row
+        up_a, up_b = memo.get(a) or self.ancestors(a), memo.get(b) or self.ancestors(b)
         if len(up_b) < len(up_a):
             up_a, up_b = up_b, up_a
         # A loop over the shorter ancestry, which `ancestors` lists nearest first: once its hops alone reach the best

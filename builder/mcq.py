@@ -87,10 +87,15 @@ def reads_like_any(index: KgIndex, a: str, others: Sequence[str]) -> bool:
 
 
 def _names_alike(names: Sequence[str], others: Sequence[str]) -> bool:
-    """Nodes mostly have one name, so this is a few direct calls of the C scorer (which returns 0 below the cutoff)."""
+    """Nodes mostly have one name, so this is a few direct calls of the C scorer (which returns 0 below the cutoff).
+    The ratio is 100 · (1 − Indel distance / sum of the lengths), and the distance is at least the difference of the
+    lengths: a pair whose lengths differ by more than (100 − SIMILAR) % of their sum reads below SIMILAR, no call
+    needed (most pairs, in integer arithmetic, so exactly where the scorer would return 0)."""
     for other in others:
+        size = len(other)
         for name in names:
-            if ratio(name, other, score_cutoff=SIMILAR):
+            if 100 * abs(len(name) - size) <= (100 - SIMILAR) * (len(name) + size) \
+                    and ratio(name, other, score_cutoff=SIMILAR):
                 return True
     return False
 
@@ -273,8 +278,12 @@ def draft_table(drafts: list[DraftRow], index: KgIndex, seed: int) -> pa.Table:
         "choice_ids": pa.ListArray.from_arrays(option_offsets, choice_ids),
         "provenance": list(map(_PROVENANCE, drafts)),
     }
+    # a request's rows are consecutive: its columns are converted once per request and repeated by a take
+    firsts = [row for row, (request, before) in enumerate(zip(requests, [None, *requests], strict=False))
+              if request is not before]
+    owners = pa.array(np.repeat(np.arange(len(firsts)), np.diff([*firsts, len(drafts)])))
     for name in ("domain", "level", "branch_id", "request_id"):
-        columns[name] = list(map(attrgetter(name), requests))
+        columns[name] = pa.array([getattr(requests[row], name) for row in firsts], pa.string()).take(owners)
     for name in ("probe_type", "role", "question", "distance", "template_id"):
         columns[name] = list(map(attrgetter(name), specs))
     for name in ("kind", "subject_id", "relation_id", "object_id", "relation2_id"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .kgindex import KgIndex
@@ -116,8 +117,10 @@ class ProbeSpec:
     gold: str
     target: str | None  # None: the edit does not decide it (-1)
     pool: list[str]  # candidate options besides gold and target, of the gold's kind
-    wider: list[list[str]] = field(default_factory=list)  # pools tried in turn while `pool` gives too few
-    include: list[str] = field(default_factory=list)  # options that must be offered (the target)
+    # pools tried in turn while `pool` gives too few, and options that must be offered (the target); empty tuples by
+    # default, shared (never modified), not a new list per probe
+    wider: Sequence[list[str]] = ()
+    include: Sequence[str] = ()
     distance: int | None = None
     probe_id: str = field(init=False)  # "<request id>/<probe type>/<number>", the row's id
 
@@ -141,6 +144,9 @@ class ProbeBuilder:
         self._with_facts_per_branch: Counter[str | None] | None = None  # subjects with single-valued facts
         self._phrasings: dict[tuple[str, str], list] = {}  # (relation, kind) → phrasings
         self._contextual_keys: list[tuple[str, str]] | None = None  # see _contextual_key_list
+        # (phrasing, subject, relation) → a contextual row's text and query: the same neighbour fact is asked by many
+        # requests' contextual rows (a probe's query is never modified, so one can serve them all)
+        self._contextual_questions: dict[tuple[str, str, str], tuple[str, Query]] = {}
         self.subjects_by_branch: dict[str, list[str]] = {}
         for node in self.subjects_with_facts:
             branch = index.nodes[node].branch
@@ -301,15 +307,17 @@ class ProbeBuilder:
         `streams`: the request's `contextual_streams`, where made for many requests at once."""
         specs = []
         per = self.counts["contextual"]
-        keys = self._contextual_key_list()
         fact_streams, picks = streams if streams is not None else self.contextual_streams([q])[0]
         request_id, labels, same_kind = q.request_id, self.index.labels, self.index.same_kind
-        render_probe, phrasings_of = self.templates.render_probe, self.phrasings
-        for index_stratum in range(len(STRATA)):
+        render_probe, phrasings_of, memo = self.templates.render_probe, self.phrasings, self._contextual_questions
+        s = q.subject_id
+        touched, branch = (s, q.target_true_id, q.target_new_id), self.index.nodes[s].branch
+        fact_drawn = self._fact_drawn
+        for index_stratum, stratum in enumerate(self._strata_of(s)):
             seen: set[tuple[str, str]] = set()
             for i in range(per):
                 row = index_stratum * per + i
-                fact = self._fact_in_stratum(q, index_stratum, keys[row][0], fact_streams[row])
+                fact = fact_drawn(s, touched, branch, stratum, index_stratum == 2, *fact_streams[row])
                 if fact is None or fact[:2] in seen:
                     continue
                 s2, r2, o2, distance = fact
@@ -317,11 +325,13 @@ class ProbeBuilder:
                 phrasings = phrasings_of(r2, "question")
                 # `_pick`, its key hashed ahead
                 phrasing = phrasings[0] if len(phrasings) == 1 else phrasings[picks[row] % len(phrasings)]
-                question = render_probe(
-                    "contextual", question=phrasing.render_cached(labels[s2], labels[o2], request_id))
-                specs.append(ProbeSpec(request_id, "contextual", "q_minus", row, question,
-                                       phrasing.template_id, Query(OBJECT, s2, r2), gold=o2, target=o2,
-                                       pool=same_kind(o2), distance=distance))
+                key = (phrasing.template_id, s2, r2)  # o2 is the one value of r2 for s2
+                found = memo.get(key)
+                if found is None:
+                    found = memo[key] = (render_probe("contextual", question=phrasing.render_cached(
+                        labels[s2], labels[o2], request_id)), Query(OBJECT, s2, r2))
+                specs.append(ProbeSpec(request_id, "contextual", "q_minus", row, found[0], phrasing.template_id,
+                                       found[1], gold=o2, target=o2, pool=same_kind(o2), distance=distance))
         return specs
 
     # -- helpers -------------------------------------------------------------------------------------------------
@@ -390,18 +400,25 @@ class ProbeBuilder:
     def _fact_in_stratum(self, q: Request, stratum: int, prefix: str,
                          stream: tuple[int, list[int]] | None = None) -> tuple[str, str, str, int] | None:
         """`_stratum_fact` of the stratum STRATA[stratum], keyed by `prefix` = seeded_prefix(seed, purpose, stratum
-        name). The draws are `SeededStream(seed, purpose, stratum name, request id).below`, inlined: this loop runs
-        for every contextual and conflict row. `stream`, where given, is that stream's starting state and first
-        outputs, made ahead (`contextual_streams`); outputs past those are made here (`splitmix_output`)."""
+        name): `_fact_drawn` from `SeededStream(seed, purpose, stratum name, request id)`, or from `stream`, that
+        stream's starting state and first outputs where made ahead (`contextual_streams`)."""
         s = q.subject_id
-        pool, skip, size, family, candidates = self._strata_of(s)[stratum]
+        state, outputs = stream if stream is not None else (seeded_state(prefix, q.request_id), ())
+        return self._fact_drawn(s, (s, q.target_true_id, q.target_new_id), self.index.nodes[s].branch,
+                                self._strata_of(s)[stratum], stratum == 2, state, outputs)
+
+    def _fact_drawn(self, s: str, touched: tuple[str, str, str], branch: str | None,
+                    stratum: tuple[list[str], int, int, frozenset[str] | None, int], other_branch: bool, state: int,
+                    outputs: Sequence[int]) -> tuple[str, str, str, int] | None:
+        """A fact of a node of `stratum` (an entry of `_strata_of(s)`; `other_branch`: the other-branch stratum,
+        which passes over nodes of s's `branch`) that does not touch the request (`touched`: its subject, old and new
+        object), from the stream that starts at `state`: its outputs `outputs` first, then made here
+        (`splitmix_output`). The draws are `SeededStream.below`, inlined: this loop runs for every contextual and
+        conflict row. Its arguments are the ones a request's rows share, so that its contextual rows find them once."""
+        pool, skip, size, family, candidates = stratum
         if not candidates:
             return None  # every draw would be passed over: no need to make them (the stream is this call's own)
-        other_branch = stratum == 2
         nodes, memo = self.index.nodes, self._facts_and_objects
-        branch = nodes[s].branch
-        touched = (s, q.target_true_id, q.target_new_id)  # facts the request could change are never asked
-        state, outputs = stream if stream is not None else (seeded_state(prefix, q.request_id), ())
         made = len(outputs)
         for t in range(min(size, STRATUM_DRAWS)):
             drawn = ((outputs[t] if t < made else splitmix_output(state, t)) * size) >> 64
