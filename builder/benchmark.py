@@ -173,6 +173,7 @@ def build_benchmark(kg: KnowledgeGraph, domain: str, *, seed: int = 0, templates
     templates = TemplateLibrary(templates_dir)
     requests, request_report = build_requests(index, templates, domain, seed, max_k)
     probes = ProbeBuilder(index, templates, seed)
+    index.node_columns()  # made once, before any fork, for every partition's draft tables
     # Row ids are "<request id>/<probe type>/<number>": sorting requests by "<request id>/" puts their rows in id order.
     in_id_order = sorted(requests, key=lambda q: q.request_id + "/")
     parts = _partitions(len(in_id_order), workers)

@@ -56,6 +56,7 @@ class KgIndex:
     _descendants: dict[str, set[str]] = field(default_factory=dict)
     signature: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node → relations it is the subject of
     _objects_at: dict[tuple[str, ...], list[str]] | None = None
+    _node_columns: tuple[dict[str, int], pa.Array, pa.Array] | None = None  # see node_columns
 
     @classmethod
     def from_tables(cls, nodes: pa.Table, triples: pa.Table, relations: pa.Table) -> KgIndex:
@@ -280,6 +281,15 @@ class KgIndex:
             if other is not None and (best is None or hops + other < best):
                 best = hops + other
         return best
+
+    def node_columns(self) -> tuple[dict[str, int], pa.Array, pa.Array]:
+        """Every node's number, and the node ids and labels as Arrow string arrays in that order (memoised): a column
+        of options is then a take by numbers, not millions of strings converted one by one."""
+        if self._node_columns is None:
+            order = list(self.nodes)
+            self._node_columns = ({node: number for number, node in enumerate(order)}, pa.array(order, pa.string()),
+                                  pa.array([self.labels[node] for node in order], pa.string()))
+        return self._node_columns
 
     def count_outside(self, pool: list[str], truths: frozenset[str]) -> int:
         """How many nodes of `pool` are not in `truths`, memoised by identity (for the memoised pools and truth sets

@@ -106,7 +106,11 @@ def draft_row(index: KgIndex, spec: ProbeSpec, request: Request, seed: int,
     draws from its first pool as `distractor_draws` computes them for many probes at once: tried first, and only
     when they run out before the options are complete are the draws made again, one by one, from the start."""
     query = spec.query
-    if query.kind == OBJECT:  # most rows: one lookup each for the truths and the proof, not a method dispatch
+    if spec.checked is not None:  # looked up by the probe stage (a contextual row)
+        truths, proof = spec.checked
+        if spec.gold not in truths:
+            return "gold not entailed"
+    elif query.kind == OBJECT:  # one lookup each for the truths and the proof, not a method dispatch
         truths = index.values(query.subject_id, query.relation_id)  # type: ignore[arg-type]
         found = index.triple_of.get((query.subject_id, query.relation_id, spec.gold))  # type: ignore[arg-type]
         if spec.gold not in truths:
@@ -254,28 +258,29 @@ def draft_table(drafts: list[DraftRow], index: KgIndex, seed: int) -> pa.Table:
     """Drafts as MCQ rows before their letters are fixed (so that a partition of the build holds Arrow columns, not
     Python objects): options gold first, then the others in their seeded order; `answer` 0 and `target` the slot of
     the target among the options (−1 for none) until `finish_batch` moves the gold to its letter. Columns are read
-    with `map(attrgetter)`, and the option lists go to Arrow flat, reordered by `option_order`."""
+    with `map(attrgetter)` (a request's once per request); the options become node numbers, reordered by
+    `option_order`, and their ids and labels are taken from `KgIndex.node_columns`."""
     specs = list(map(_SPEC, drafts))
     requests = list(map(_REQUEST, drafts))
     queries = list(map(_QUERY, specs))
     probe_ids = list(map(_PROBE_ID, specs))
     take = option_order(probe_ids, seed)
-    flat_ids = [node for draft in drafts for node in draft.options]
+    numbers, node_ids, node_labels = index.node_columns()
+    flat_numbers = np.fromiter(map(numbers.__getitem__, [node for draft in drafts for node in draft.options]),
+                               dtype=np.int64, count=N_OPTIONS * len(drafts))
     drafted_target = np.array([draft.options.index(draft.spec.target) if draft.spec.target is not None else -1
                                for draft in drafts], dtype=np.int64)
     option_offsets = pa.array(np.arange(0, N_OPTIONS * len(drafts) + 1, N_OPTIONS, dtype=np.int32))
-    in_final_order = pa.array(take.ravel())
-    choice_ids = pa.array(flat_ids, pa.string()).take(in_final_order)
+    in_final_order = pa.array(flat_numbers[take.ravel()])
     columns: dict[str, object] = {
         "id": probe_ids,
-        "choices": pa.ListArray.from_arrays(option_offsets, pa.array(list(map(index.labels.__getitem__, flat_ids)),
-                                                                     pa.string()).take(in_final_order)),
+        "choices": pa.ListArray.from_arrays(option_offsets, node_labels.take(in_final_order)),
         "answer": np.zeros(len(drafts), dtype=np.int64),
         # where the drafted slot of the target went: the slot whose take is the drafted one
         "target": np.where(drafted_target >= 0, np.argmax(
             take == (np.arange(len(drafts))[:, None] * N_OPTIONS + np.maximum(drafted_target, 0)[:, None]), axis=1),
             -1),
-        "choice_ids": pa.ListArray.from_arrays(option_offsets, choice_ids),
+        "choice_ids": pa.ListArray.from_arrays(option_offsets, node_ids.take(in_final_order)),
         "provenance": list(map(_PROVENANCE, drafts)),
     }
     # a request's rows are consecutive: its columns are converted once per request and repeated by a take

@@ -122,6 +122,9 @@ class ProbeSpec:
     wider: Sequence[list[str]] = ()
     include: Sequence[str] = ()
     distance: int | None = None
+    # the query's truths and the gold's proof where the probe stage knows them already (a contextual row's fact is
+    # asked by many requests: `draft_row` need not look them up again), else None
+    checked: tuple[frozenset[str], list[str]] | None = None
     probe_id: str = field(init=False)  # "<request id>/<probe type>/<number>", the row's id
 
     def __post_init__(self) -> None:
@@ -144,9 +147,11 @@ class ProbeBuilder:
         self._with_facts_per_branch: Counter[str | None] | None = None  # subjects with single-valued facts
         self._phrasings: dict[tuple[str, str], list] = {}  # (relation, kind) → phrasings
         self._contextual_keys: list[tuple[str, str]] | None = None  # see _contextual_key_list
-        # (phrasing, subject, relation) → a contextual row's text and query: the same neighbour fact is asked by many
-        # requests' contextual rows (a probe's query is never modified, so one can serve them all)
-        self._contextual_questions: dict[tuple[str, str, str], tuple[str, Query]] = {}
+        # (phrasing, subject, relation) → a contextual row's text, query, its truths and proof, and distractor pool:
+        # the same neighbour fact is asked by many requests' contextual rows (none of these is ever modified, so one
+        # serves them all)
+        self._contextual_questions: dict[tuple[str, str, str],
+                                         tuple[str, Query, tuple[frozenset[str], list[str]], list[str]]] = {}
         self.subjects_by_branch: dict[str, list[str]] = {}
         for node in self.subjects_with_facts:
             branch = index.nodes[node].branch
@@ -308,7 +313,8 @@ class ProbeBuilder:
         specs = []
         per = self.counts["contextual"]
         fact_streams, picks = streams if streams is not None else self.contextual_streams([q])[0]
-        request_id, labels, same_kind = q.request_id, self.index.labels, self.index.same_kind
+        index = self.index
+        request_id, labels = q.request_id, index.labels
         render_probe, phrasings_of, memo = self.templates.render_probe, self.phrasings, self._contextual_questions
         s = q.subject_id
         touched, branch = (s, q.target_true_id, q.target_new_id), self.index.nodes[s].branch
@@ -318,9 +324,11 @@ class ProbeBuilder:
             for i in range(per):
                 row = index_stratum * per + i
                 fact = fact_drawn(s, touched, branch, stratum, index_stratum == 2, *fact_streams[row])
-                if fact is None or fact[:2] in seen:
+                if fact is None:
                     continue
                 s2, r2, o2, distance = fact
+                if (s2, r2) in seen:
+                    continue
                 seen.add((s2, r2))
                 phrasings = phrasings_of(r2, "question")
                 # `_pick`, its key hashed ahead
@@ -328,10 +336,13 @@ class ProbeBuilder:
                 key = (phrasing.template_id, s2, r2)  # o2 is the one value of r2 for s2
                 found = memo.get(key)
                 if found is None:
+                    query = Query(OBJECT, s2, r2)
                     found = memo[key] = (render_probe("contextual", question=phrasing.render_cached(
-                        labels[s2], labels[o2], request_id)), Query(OBJECT, s2, r2))
-                specs.append(ProbeSpec(request_id, "contextual", "q_minus", row, found[0], phrasing.template_id,
-                                       found[1], gold=o2, target=o2, pool=same_kind(o2), distance=distance))
+                        labels[s2], labels[o2], request_id)), query, (query.truths(index), query.proof(index, o2)),
+                        index.same_kind(o2))
+                text, query, checked, pool = found
+                specs.append(ProbeSpec(request_id, "contextual", "q_minus", row, text, phrasing.template_id, query,
+                                       o2, o2, pool, (), (), distance, checked))
         return specs
 
     # -- helpers -------------------------------------------------------------------------------------------------
