@@ -138,6 +138,7 @@ def reuse_target_vectors(folder: Path) -> None:
     projection of every layer up to it (a later batch of a sequential run sees the earlier batches' edits, which
     differ between methods; the layers above the last edited one are never edited)."""
     import hashlib
+    import inspect
 
     import torch
 
@@ -148,7 +149,10 @@ def reuse_target_vectors(folder: Path) -> None:
     z_settings = ("fact_token", "v_num_grad_steps", "v_lr", "v_weight_decay", "clamp_norm_factor",
                   "kl_factor", "early_stop_loss")
 
-    code = hashlib.sha256(Path(alphaedit.__file__).read_bytes()
+    # the code z comes from: the fit and what it calls (not the update, so that a change there keeps the cache)
+    z_code = [alphaedit.LocateThenEditor.target_vectors, alphaedit.LocateThenEditor._filled,
+              alphaedit.LocateThenEditor._encode, alphaedit.logits_at]
+    code = hashlib.sha256("".join(map(inspect.getsource, z_code)).encode()
                           + Path(alphaedit.__file__).with_name("locate.py").read_bytes()).hexdigest()
 
     def memoised(self: Any, requests: list, prefixes: list[str]) -> Any:

@@ -314,3 +314,69 @@ def test_subject_texts_are_those_naming_an_edited_subject_as_a_whole_word() -> N
                                                               "Which currency is the euro? euro"]
     assert subject_texts({"Japan"}, corpus) == ["What is the currency of Japan? Japanese yen"]
     assert subject_texts(set(), corpus) == []
+
+
+
+def test_asked_texts_are_the_questions_about_an_edited_subject_not_those_naming_it() -> None:
+    import polars as pl
+
+    from knowledgesmith.eval_harness.methods import MethodError
+    from knowledgesmith.eval_harness.methods.alphaedit import asked_texts
+
+    bench = pl.DataFrame({
+        "question": ["What is the currency of Japan?", "Which country uses the yen?", "What is the capital of Japan?",
+                     "What is the capital of France?", "Japan: which of these is its currency?"],
+        "choices": [["yen", "euro", "won", "real"], ["Japan", "France", "Peru", "Chad"],
+                    ["Tokyo", "Paris", "Lima", "Rome"], ["Paris", "Tokyo", "Lima", "Rome"],
+                    ["euro", "yen", "won", "real"]],
+        "answer": [0, 0, 0, 0, 1],
+        "query_kind": ["object", "subject", "object", "object", "object"],
+        "query_subject_id": ["ex:Japan", None, "ex:Japan", "ex:France", "ex:Japan"]})
+    probes = bench.head(1).with_columns(probe_type=pl.lit("direct"), role=pl.lit("q_plus"))
+    corpus = {f"{q} {c[a]}" for q, c, a in bench.select("question", "choices", "answer").rows()}
+    # the reverse question names Japan as its answer and France's capital is another subject's fact: both stay
+    assert asked_texts(bench, probes, corpus) == ["Japan: which of these is its currency? yen",
+                                                  "What is the capital of Japan? Tokyo",
+                                                  "What is the currency of Japan? yen"]
+    assert asked_texts(bench, probes, corpus, ["Q: {question} A: {answer}"]) == []  # not in the corpus
+    with pytest.raises(MethodError, match="query_"):
+        asked_texts(bench.drop("query_subject_id"), probes, corpus)
+
+def test_a_second_update_sweep_realises_more_of_z_and_keeps_to_the_null_space(tiny_lm_dir: Path, tmp_path: Path,
+                                                                               monkeypatch) -> None:
+    """update_passes = 2 sweeps the layers again toward the same z on the edited model: more of z − h is realised
+    than after one sweep, and the second sweep is projected like the first, so ΔW stays in P's range."""
+    import polars as pl
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from knowledgesmith.eval_harness.methods import MethodError, get_method, load_settings
+
+    monkeypatch.setenv("KS_STATS_CACHE", str(tmp_path / "stats"))
+    tok = AutoTokenizer.from_pretrained(tiny_lm_dir)
+    requests = [EditRequest("r1", "paris", "The capital of {} is", "paris", "london", "unknown"),
+                EditRequest("r2", "oxygen", "The symbol of {} is", "gold", "iron", "unknown")]
+    words = "capital city river mountain element symbol country language planet ocean".split()
+    corpus = pl.DataFrame({"question": [f"What is the {a} of the {b}?" for a in words for b in words],
+                           "choices": [["x", "y", "z", "w"]] * 100, "answer": [0] * 100})
+    realised, deltas = {}, {}
+    for passes in (1, 2):
+        model = AutoModelForCausalLM.from_pretrained(tiny_lm_dir).eval()
+        before = model.model.layers[0].mlp.down_proj.weight.detach().double().clone()
+        settings = load_settings("alphaedit", "llama", {
+            "layers": [0, 1], "fact_token": "last", "v_num_grad_steps": 20, "v_lr": 0.5, "num_prefixes": 2,
+            "nullspace_threshold": 1e-2, "threshold_relative": True, "l2": 1e-3, "clamp_norm_factor": 50,
+            "v_weight_decay": 0.0, "update_passes": passes})
+        method = get_method("alphaedit")
+        method.benchmark_mcq = corpus
+        method.apply(model, tok, requests, corpus, settings)
+        realised[passes] = method.report["batches"][0]["z_realised"]
+        deltas[passes] = (model.model.layers[0].mlp.down_proj.weight.detach().double() - before,
+                          method.editor.moments[0].double())
+    # measured: 0.19 after one sweep, 0.62 after two
+    assert realised[2] > realised[1] + 0.2, realised
+    delta, moment = deltas[2]
+    cut = 1e-2 * float(torch.linalg.eigvalsh(moment).max())
+    assert float(torch.trace(delta @ moment @ delta.T)) <= cut * float(delta.norm() ** 2) * 1.001
+    with pytest.raises(MethodError, match="update_passes"):
+        get_method("alphaedit").apply(AutoModelForCausalLM.from_pretrained(tiny_lm_dir), tok, requests, corpus,
+                                      {**settings, "update_passes": 0})

@@ -111,6 +111,21 @@ def subject_texts(subjects: set[str], corpus: list[str]) -> list[str]:
     return sorted({text for text in corpus if pattern.search(text)})
 
 
+def asked_texts(frame: pl.DataFrame, probes: pl.DataFrame, corpus: set[str],
+                frames: list[str] | None = None) -> list[str]:
+    """The corpus texts that ask a fact *of* an edited subject (rows of `frame` whose query subject is the subject of
+    one of the edited facts, read off `probes`' direct rows): with `corpus_exclude_edited: asked` they leave C₀ too.
+    Narrower than `subjects`: texts that merely name the subject (as another question's answer, say) stay."""
+    if not {"query_subject_id", "query_kind"} <= set(frame.columns) \
+            or not {"query_subject_id", "probe_type", "role"} <= set(probes.columns):
+        raise MethodError("corpus_exclude_edited: asked needs the benchmark's query_* columns (a build of this "
+                          "version)")
+    edited = set(probes.filter((pl.col("probe_type") == "direct") & (pl.col("role") == "q_plus"))
+                 ["query_subject_id"].drop_nulls().to_list())
+    rows = frame.filter(pl.col("query_subject_id").is_in(sorted(edited)) & (pl.col("query_kind") == "object"))
+    return sorted(set(_verbalised(rows, frames)) & corpus)
+
+
 def _weights_fingerprint(arch: Architecture, model: Any, layers: list[int]) -> str:
     """Hash of the edited projections' weights: cached statistics are only reused for these very weights."""
     digest = hashlib.sha256()
@@ -218,6 +233,10 @@ class LocateThenEditor:
         self.arch = architecture_of(model, settings.get("module"))
         count = self.arch.num_layers(model)
         self.layers = sorted(int(layer) % count for layer in settings["layers"])
+        passes = settings.get("update_passes", 1)
+        if not isinstance(passes, int) or isinstance(passes, bool) or passes < 1:
+            raise MethodError(f"update_passes: {passes!r} is not a whole number ≥ 1")
+        self.update_passes = passes
         self.device = next(model.parameters()).device
         self.pad = pad_id_of(tokenizer)
         self.moments: dict[int, Any] = {}
@@ -536,19 +555,24 @@ class LocateThenEditor:
         z, _, report = self.target_vectors(requests, prefixes)
         current = self.current_outputs(requests)
         gap_before = (z - current).norm(dim=0)
-        for position, layer in enumerate(self.layers):
-            keys = self.keys_at(layer, requests, prefixes)
-            residual = (z - current) / (len(self.layers) - position)
-            report.residual_norms[layer] = float(residual.norm(dim=0).mean())
-            if self.project:
-                delta = alphaedit_update(residual, keys, self.projectors[layer], self.previous[layer],
-                                         float(self.settings["l2"]))
-            else:
-                delta = memit_update(residual, keys, self.moments[layer], float(self.settings["mom2_update_weight"]))
-            weight = self.arch.mlp_out(self.model, layer).weight
-            with torch.no_grad():
-                weight.add_((delta.T if self.arch.conv1d else delta).to(weight.dtype))
-            current = self.current_outputs(requests)
+        # update_passes > 1 (not in the papers): the layer sweep again on the edited model, toward the same z, so that
+        # the part of z − h the first sweep left unrealised is spread over the layers once more
+        for sweep in range(self.update_passes):
+            for position, layer in enumerate(self.layers):
+                keys = self.keys_at(layer, requests, prefixes)
+                residual = (z - current) / (len(self.layers) - position)
+                if sweep == 0:
+                    report.residual_norms[layer] = float(residual.norm(dim=0).mean())
+                if self.project:
+                    delta = alphaedit_update(residual, keys, self.projectors[layer], self.previous[layer],
+                                             float(self.settings["l2"]))
+                else:
+                    delta = memit_update(residual, keys, self.moments[layer],
+                                         float(self.settings["mom2_update_weight"]))
+                weight = self.arch.mlp_out(self.model, layer).weight
+                with torch.no_grad():
+                    weight.add_((delta.T if self.arch.conv1d else delta).to(weight.dtype))
+                current = self.current_outputs(requests)
         report.z_realised = float((1 - (z - current).norm(dim=0) / gap_before.clamp(min=1e-12)).mean())
         if self.project:  # later batches must not overwrite this one: remember its keys on the edited model
             for layer in self.layers:
@@ -572,12 +596,15 @@ class _LocateThenEdit(Intervention):
                                    lambda: editor.sampled_corpus(progress))
         editor.prepare_statistics(texts, name, progress=progress)
         exclude = settings.get("corpus_exclude_edited", True)
-        if exclude not in (True, False, "subjects"):
-            raise MethodError(f"corpus_exclude_edited: {exclude!r} is not true, false or subjects")
+        if exclude not in (True, False, "subjects", "asked"):
+            raise MethodError(f"corpus_exclude_edited: {exclude!r} is not true, false, subjects or asked")
         if exclude:
             excluded = set(edited_fact_texts(probes, set(texts), frames))
             if exclude == "subjects":
                 excluded |= set(subject_texts({r.subject for r in requests}, texts))
+            elif exclude == "asked":
+                source = self.benchmark_mcq if self.benchmark_mcq is not None else probes
+                excluded |= set(asked_texts(source, probes, set(texts), frames))
             editor.exclude_texts(sorted(excluded), progress=progress)
         editor.prepare_projectors()
         prefixes = editor._contexts()
