@@ -33,6 +33,8 @@ from .requests import K_VALUES, Request, build_requests, requests_table
 from .templates import PROBE_TYPES, TemplateLibrary
 
 DRAFT_CHUNK = 500  # requests whose rows become one record batch of a spill file
+_LEVEL, _PROBE_TYPE, _REQUEST, _SPEC = attrgetter("level"), attrgetter("probe_type"), attrgetter("request"), \
+    attrgetter("spec")
 
 
 @dataclass
@@ -135,20 +137,16 @@ def _draft_rows_to_file(probes: ProbeBuilder, requests: list[Request], seed: int
                                                                                   strict=True) for _ in specs], seed)
             drafts: list[DraftRow] = []
             end = 0
-            for request, request_specs in zip(chunk, specs_per_request, strict=True):
+            for request_specs in specs_per_request:
                 begin, end = end, end + len(request_specs)
-                rows: list[DraftRow] = []
-                drafted: Counter[str] = Counter()
-                for spec, result in zip(request_specs, results[begin:end], strict=True):
-                    if isinstance(result, str):
-                        counts.skipped[f"{spec.probe_type}: {result}"] += 1
-                    else:
-                        rows.append(result)
-                        drafted[spec.probe_type] += 1
-                for probe_type, n in drafted.items():
-                    counts.rows[(request.level, probe_type)] += n
+                rows = [result for result in results[begin:end] if not isinstance(result, str)]
                 rows.sort(key=by_probe_id)  # "contextual/10" sorts before "contextual/2"
                 drafts += rows
+            # counted for the whole chunk (Counter.update counts an iterable in C)
+            counts.rows.update(zip(map(_LEVEL, map(_REQUEST, drafts)), map(_PROBE_TYPE, map(_SPEC, drafts)),
+                                   strict=True))
+            counts.skipped.update([f"{spec.probe_type}: {result}" for spec, result in zip(specs, results, strict=True)
+                                   if isinstance(result, str)])
             writer.write_table(draft_table(drafts, index, seed))
             if bar is not None:
                 bar.update(len(chunk))

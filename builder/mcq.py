@@ -146,13 +146,25 @@ def draft_row(index: KgIndex, spec: ProbeSpec, request: Request, seed: int,
             if position < 0:  # the pool has no more positions: the loop below goes on to the wider pools
                 break
             candidate = pool[position]
-            if candidate in options or candidate in truths or candidate == subject \
-                    or not nodes[candidate].label or _names_alike(folded[candidate], option_names):
+            if candidate in options or candidate in truths or candidate == subject or not nodes[candidate].label:
+                continue
+            names = folded[candidate]
+            if len(names) == 1:  # `_names_alike` inlined for the usual node, with one name
+                name, alike = names[0], False
+                size = len(name)
+                for other in option_names:
+                    if 100 * abs(len(other) - size) <= (100 - SIMILAR) * (len(other) + size) \
+                            and ratio(name, other, score_cutoff=SIMILAR):
+                        alike = True
+                        break
+                if alike:
+                    continue
+            elif _names_alike(names, option_names):
                 continue
             options.append(candidate)
             if len(options) == N_OPTIONS:
                 return DraftRow(spec, request, options, proof)
-            option_names += folded[candidate]
+            option_names += names
         del options[given:], option_names[given_names:]
     pools = (spec.pool, *spec.wider)
     needed = N_OPTIONS - len(options)
@@ -231,7 +243,7 @@ def distractor_draws(prefix: str, lasts: Sequence[str], sizes: Sequence[int], k:
     if n.size and (n.min() < 0 or n.max() >= 1 << 31):
         raise ValueError("pool sizes must be in [0, 2**31)")  # the multiply-shift below needs n·2**32 < 2**64
     small = n <= 2 * DRAW_ATTEMPTS
-    z = splitmix_outputs(seeded_states([prefix + last for last in lasts]), k)
+    z = splitmix_outputs(seeded_states([prefix], lasts), k)
     out = np.empty((len(lasts), k), dtype=np.int64)
     # a small pool's Fisher–Yates: the step t draws j in [t, n) and takes what j holds, then j holds what t held
     written_at = np.empty((len(lasts), k), dtype=np.int64)
@@ -309,7 +321,7 @@ def seeded_shuffles(prefix: str, lasts: Sequence[str], size: int) -> np.ndarray:
     `seeded_state(prefix, last)`: an array of shape (len(lasts), size), a row per key. The streams' SplitMix64 draws are
     computed for all keys at once in uint64 arithmetic (exact, modulo 2**64), their multiply-shift `(z * n) >> 64`
     from 32-bit halves; only the keys are hashed one by one."""
-    z = splitmix_outputs(seeded_states([prefix + last for last in lasts]), max(size - 1, 0))
+    z = splitmix_outputs(seeded_states([prefix], lasts), max(size - 1, 0))
     rows = np.arange(len(lasts))
     items = np.tile(np.arange(size, dtype=np.int64), (len(lasts), 1))
     for step, i in enumerate(range(size - 1, 0, -1)):  # Fisher–Yates as SeededStream.shuffle: i ⇄ a draw in [0, i]

@@ -147,11 +147,11 @@ class ProbeBuilder:
         self._with_facts_per_branch: Counter[str | None] | None = None  # subjects with single-valued facts
         self._phrasings: dict[tuple[str, str], list] = {}  # (relation, kind) → phrasings
         self._contextual_keys: list[tuple[str, str]] | None = None  # see _contextual_key_list
-        # (phrasing, subject, relation) → a contextual row's text, query, its truths and proof, and distractor pool:
-        # the same neighbour fact is asked by many requests' contextual rows (none of these is ever modified, so one
-        # serves them all)
-        self._contextual_questions: dict[tuple[str, str, str],
-                                         tuple[str, Query, tuple[frozenset[str], list[str]], list[str]]] = {}
+        # The same neighbour fact is asked by many requests' contextual rows: (phrasing, subject, relation) → the
+        # row's text, and (subject, relation) → its query, the query's truths and the gold's proof, and the
+        # distractor pool (none of these is ever modified, so one serves them all).
+        self._contextual_texts: dict[tuple[str, str, str], str] = {}
+        self._contextual_facts: dict[tuple[str, str], tuple[Query, tuple[frozenset[str], list[str]], list[str]]] = {}
         self.subjects_by_branch: dict[str, list[str]] = {}
         for node in self.subjects_with_facts:
             branch = index.nodes[node].branch
@@ -189,22 +189,21 @@ class ProbeBuilder:
         state of `SeededStream(seed, f"contextual{i}", stratum, request id)` with its first STRATUM_AHEAD outputs,
         and the state of the key that picks the row's phrasing (`_pick`'s). The keys are hashed one by one, the
         outputs computed for all of them at once in NumPy."""
-        keys = self._contextual_key_list()
-        ids = [q.request_id for q in requests]
-        facts = seeded_states([fact_prefix + request_id for request_id in ids for fact_prefix, _ in keys])
+        prefixes = [prefix for pair in self._contextual_key_list() for prefix in pair]  # fact, pick, fact, pick, …
+        states = seeded_states(prefixes, [q.request_id for q in requests])
+        facts = states[0::2]
         outputs = splitmix_outputs(facts, STRATUM_AHEAD).tolist()
-        starts = facts.tolist()
-        picks = seeded_states([seeded_prefix(self.seed, pick_purpose) + request_id
-                               for request_id in ids for _, pick_purpose in keys]).tolist()
-        per = len(keys)
+        starts, picks = facts.tolist(), states[1::2].tolist()
+        per = len(prefixes) // 2
         return [(list(zip(starts[at:at + per], outputs[at:at + per], strict=True)), picks[at:at + per])
                 for at in range(0, per * len(requests), per)]
 
     def _contextual_key_list(self) -> list[tuple[str, str]]:
-        """Per contextual row, stratum by stratum: the prefix of its fact's key and the purpose of its phrasing."""
+        """Per contextual row, stratum by stratum: the prefixes of its fact's key and of its phrasing's."""
         if self._contextual_keys is None:
             per = self.counts["contextual"]
-            self._contextual_keys = [(seeded_prefix(self.seed, f"contextual{i}", stratum), f"contextual-{stratum}-{i}")
+            self._contextual_keys = [(seeded_prefix(self.seed, f"contextual{i}", stratum),
+                                      seeded_prefix(self.seed, f"contextual-{stratum}-{i}"))
                                      for stratum in STRATA for i in range(per)]
         return self._contextual_keys
 
@@ -315,7 +314,8 @@ class ProbeBuilder:
         fact_streams, picks = streams if streams is not None else self.contextual_streams([q])[0]
         index = self.index
         request_id, labels = q.request_id, index.labels
-        render_probe, phrasings_of, memo = self.templates.render_probe, self.phrasings, self._contextual_questions
+        render_probe, phrasings_of = self.templates.render_probe, self.phrasings
+        texts, facts = self._contextual_texts, self._contextual_facts
         s = q.subject_id
         touched, branch = (s, q.target_true_id, q.target_new_id), self.index.nodes[s].branch
         fact_drawn = self._fact_drawn
@@ -334,13 +334,16 @@ class ProbeBuilder:
                 # `_pick`, its key hashed ahead
                 phrasing = phrasings[0] if len(phrasings) == 1 else phrasings[picks[row] % len(phrasings)]
                 key = (phrasing.template_id, s2, r2)  # o2 is the one value of r2 for s2
-                found = memo.get(key)
+                text = texts.get(key)
+                if text is None:
+                    text = texts[key] = render_probe("contextual", question=phrasing.render_cached(
+                        labels[s2], labels[o2], request_id))
+                found = facts.get(key[1:])
                 if found is None:
                     query = Query(OBJECT, s2, r2)
-                    found = memo[key] = (render_probe("contextual", question=phrasing.render_cached(
-                        labels[s2], labels[o2], request_id)), query, (query.truths(index), query.proof(index, o2)),
-                        index.same_kind(o2))
-                text, query, checked, pool = found
+                    found = facts[key[1:]] = (query, (query.truths(index), query.proof(index, o2)),
+                                              index.same_kind(o2))
+                query, checked, pool = found
                 specs.append(ProbeSpec(request_id, "contextual", "q_minus", row, text, phrasing.template_id, query,
                                        o2, o2, pool, (), (), distance, checked))
         return specs
@@ -414,9 +417,12 @@ class ProbeBuilder:
         name): `_fact_drawn` from `SeededStream(seed, purpose, stratum name, request id)`, or from `stream`, that
         stream's starting state and first outputs where made ahead (`contextual_streams`)."""
         s = q.subject_id
+        found = self._strata_of(s)[stratum]
+        if not found[4]:
+            return None  # no candidates: no draws, and no key to hash
         state, outputs = stream if stream is not None else (seeded_state(prefix, q.request_id), ())
-        return self._fact_drawn(s, (s, q.target_true_id, q.target_new_id), self.index.nodes[s].branch,
-                                self._strata_of(s)[stratum], stratum == 2, state, outputs)
+        return self._fact_drawn(s, (s, q.target_true_id, q.target_new_id), self.index.nodes[s].branch, found,
+                                stratum == 2, state, outputs)
 
     def _fact_drawn(self, s: str, touched: tuple[str, str, str], branch: str | None,
                     stratum: tuple[list[str], int, int, frozenset[str] | None, int], other_branch: bool, state: int,

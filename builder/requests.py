@@ -100,11 +100,20 @@ def seeded_rng(seed: int, *parts: str) -> random.Random:
 GAMMA, MIX1, MIX2, MASK64 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, (1 << 64) - 1
 
 
-def seeded_states(keys: Sequence[str]) -> np.ndarray:
-    """`seeded_state(prefix, last)` of each key `prefix + last`, as uint64: the keys hashed one by one, the states
-    read at once."""
-    digests = b"".join([blake2b(key.encode(), digest_size=8).digest() for key in keys])
-    return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
+def seeded_states(prefixes: Sequence[str], lasts: Sequence[str]) -> np.ndarray:
+    """`seeded_state(prefix, last)` for each last and, within it, each prefix (a flat uint64 array, last-major). The
+    hash of `prefix + last` is the hash of `prefix` (hashed once, its state copied) updated with `last`: the same
+    digest (BLAKE2b is a streaming hash) for a copy, an update and a digest a key, each last encoded once."""
+    copies = [blake2b(prefix.encode(), digest_size=8).copy for prefix in prefixes]
+    digests: list[bytes] = []
+    append = digests.append
+    for last in lasts:
+        data = last.encode()
+        for copy in copies:
+            hashed = copy()
+            hashed.update(data)
+            append(hashed.digest())
+    return np.frombuffer(b"".join(digests), dtype=">u8").astype(np.uint64)
 
 
 def splitmix_outputs(states: np.ndarray, k: int) -> np.ndarray:
