@@ -1,7 +1,7 @@
 """The benchmark stage: hierarchy-tagged KG tables in, requests and verified 4-way MCQ rows out.
 
-Rows are drafted request by request, in row-id order (requests sorted by id, a request's rows sorted by id), and
-spilled to Arrow IPC files as they are made — by one process, or by `workers` forked processes over contiguous
+Rows are drafted a chunk of requests at a time, in row-id order (requests sorted by id, a request's rows sorted by
+id), and spilled to Arrow IPC files as they are made — by one process, or by `workers` forked processes over contiguous
 ranges of that order. Gold letters depend only on a row's position in id order, so `Benchmark.finished_batches`
 streams the files back with their letters fixed, and the shards are written from that stream: memory holds the KG,
 its index and one chunk of rows, whatever the number of rows.

@@ -187,8 +187,8 @@ class ProbeBuilder:
     def contextual_streams(self, requests: list[Request]) -> list[ContextualStreams]:
         """Per request, the seeded streams of its contextual rows, stratum by stratum and row by row: the starting
         state of `SeededStream(seed, f"contextual{i}", stratum, request id)` with its first STRATUM_AHEAD outputs,
-        and the state of the key that picks the row's phrasing (`_pick`'s). The keys are hashed one by one, the
-        outputs computed for all of them at once in NumPy."""
+        and the state of the key that picks the row's phrasing (`_pick`'s). The keys are hashed in one pass
+        (`seeded_states`), the outputs computed for all of them at once in NumPy."""
         prefixes = [prefix for pair in self._contextual_key_list() for prefix in pair]  # fact, pick, fact, pick, …
         states = seeded_states(prefixes, [q.request_id for q in requests])
         facts = states[0::2]
