@@ -16,7 +16,7 @@ import multiprocessing
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -162,11 +162,14 @@ def _draft_partition(part: int) -> DraftCounts:
 
 def build_benchmark(kg: KnowledgeGraph, domain: str, *, seed: int = 0, templates_dir: Path | None = None,
                     max_k: int = K_VALUES[-1], progress: bool = False, workers: int = 1,
-                    spill_dir: Path | None = None) -> Benchmark:
+                    spill_dir: Path | None = None,
+                    while_drafting: Callable[[pa.Table], None] | None = None) -> Benchmark:
     """Requests, then probes and MCQ options per request — partitioned by request over `workers` processes. Every
     random choice is keyed by ids, so the rows are the same whatever the number of workers. The rows are spilled to
     `spill_dir` (created; a new temporary folder when None), which `Benchmark.close` removes: the build puts it in
-    its staging folder, so that a killed build leaves nothing behind that the next build does not remove."""
+    its staging folder, so that a killed build leaves nothing behind that the next build does not remove.
+    `while_drafting(requests table)` runs in this process while the workers draft (before drafting, with one
+    partition): work that needs the requests but not the rows, done while this process would otherwise wait."""
     index = KgIndex.from_tables(kg.nodes, kg.triples, kg.relations)
     templates = TemplateLibrary(templates_dir)
     requests, request_report = build_requests(index, templates, domain, seed, max_k)
@@ -184,6 +187,9 @@ def build_benchmark(kg: KnowledgeGraph, domain: str, *, seed: int = 0, templates
     bar = tqdm(total=len(requests), desc="probes", unit="request", disable=None if progress else True, leave=False)
     try:
         if len(parts) == 1:
+            table = requests_table(requests)
+            if while_drafting is not None:
+                while_drafting(table)
             counts += _draft_to_file(probes, in_id_order, seed, paths[0], bar)
         else:
             global _FORKED  # read by the forked workers, which inherit it instead of pickling the index
@@ -191,8 +197,11 @@ def build_benchmark(kg: KnowledgeGraph, domain: str, *, seed: int = 0, templates
             try:
                 context = multiprocessing.get_context("fork")
                 with concurrent.futures.ProcessPoolExecutor(len(parts), mp_context=context) as pool:
-                    for (start, end), part_counts in zip(parts, pool.map(_draft_partition, range(len(parts))),
-                                                         strict=True):
+                    drafted = pool.map(_draft_partition, range(len(parts)))  # the workers start here
+                    table = requests_table(requests)
+                    if while_drafting is not None:
+                        while_drafting(table)
+                    for (start, end), part_counts in zip(parts, drafted, strict=True):
                         counts += part_counts
                         bar.update(end - start)
             finally:
@@ -212,5 +221,5 @@ def build_benchmark(kg: KnowledgeGraph, domain: str, *, seed: int = 0, templates
         "templates_sha256": templates.sha256(),
     }
     rows_per_level = {level: sum(counts.rows.get((level, p), 0) for p in PROBE_TYPES) for level in LEVELS}
-    return Benchmark(requests=requests_table(requests), report=report, rows_per_level=rows_per_level, seed=seed,
+    return Benchmark(requests=table, report=report, rows_per_level=rows_per_level, seed=seed,
                      draft_files=paths, spill_dir=spill_dir)

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -30,7 +30,7 @@ from .errors import KsUserError
 from .formats import KgFormat, describe, detect_format, read_head
 from .graph import GraphAccumulator, KnowledgeGraph
 from .readers import read_kg_file
-from .verify import verify_folder
+from .verify import Verification
 
 SHARD_ROWS = 250_000  # MCQ rows per shard file
 PARQUET_OPTIONS = {"compression": "zstd", "row_group_size": 50_000, "use_dictionary": True,
@@ -119,29 +119,39 @@ def run_build(config: BuildConfig) -> dict[str, object]:
                         jsonld_contexts=config.jsonld_contexts, progress=config.progress)
     ingest_seconds = time.perf_counter() - started
     with atomic_directory(config.out) as staging:
-        benchmark = None
-        if config.mcq:
+        files: dict[str, dict[str, object]] = {}
+        tables = [("nodes", kg.nodes), ("triples", kg.triples), ("relations", kg.relations)]
+        if not config.mcq:
+            for name, table in tables:
+                files[f"{name}.parquet"] = write_parquet(table, staging / f"{name}.parquet")
+            manifest = _manifest(config, domain, kg, inputs, files)
+        else:
+            verification: list[Verification] = []
+
+            def while_drafting(requests: pa.Table) -> None:
+                """While the workers draft: the tables, and the verifier's KG read back from them and coded."""
+                for name, table in [*tables, ("requests", requests)]:
+                    files[f"{name}.parquet"] = write_parquet(table, staging / f"{name}.parquet")
+                verification.append(Verification(staging))
+
             benchmark = build_benchmark(kg, domain, seed=config.seed, templates_dir=config.templates,
                                         max_k=config.max_k, progress=config.progress, workers=config.workers,
-                                        spill_dir=staging / ".drafts")
-        files = {}
-        tables = [("nodes", kg.nodes), ("triples", kg.triples), ("relations", kg.relations)]
-        if benchmark is not None:
+                                        spill_dir=staging / ".drafts", while_drafting=while_drafting)
             (staging / "mcq").mkdir()  # present even when no probe found enough distractors
-            tables.append(("requests", benchmark.requests))
-        for name, table in tables:
-            files[f"{name}.parquet"] = write_parquet(table, staging / f"{name}.parquet")
-        if benchmark is not None:
+            verifier = verification[0]
             try:
+                # each shard is re-proved by the verifier's workers as soon as it is complete, while the rest are
+                # written; the failures still come back in shard and row order
+                verifier.start(min(config.workers, _row_groups(benchmark.rows_per_level)))
                 files.update(write_mcq_shards(benchmark.finished_batches(), benchmark.rows_per_level,
-                                              staging / "mcq", progress=config.progress))
+                                              staging / "mcq", progress=config.progress, on_shard=verifier.submit))
+                manifest = _manifest(config, domain, kg, inputs, files)
+                manifest["templates_sha256"] = benchmark.report.pop("templates_sha256")
+                manifest["benchmark"] = benchmark.report
+                manifest["verify"] = verifier.finish(progress=config.progress).summary()
             finally:
+                verifier.close()
                 benchmark.close()
-        manifest = _manifest(config, domain, kg, inputs, files)
-        if benchmark is not None:
-            manifest["templates_sha256"] = benchmark.report.pop("templates_sha256")
-            manifest["benchmark"] = benchmark.report
-            manifest["verify"] = verify_folder(staging, workers=config.workers, progress=config.progress).summary()
         atomic_write_bytes(staging / "manifest.json", (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode())
     if config.progress:
         print(f"ingest {ingest_seconds:.2f}s, total {time.perf_counter() - started:.2f}s", file=sys.stderr)
@@ -157,14 +167,24 @@ def write_parquet(table: pa.Table, path: Path) -> dict[str, object]:
     return {"rows": table.num_rows, "sha256": _sha256(path)}
 
 
+def _row_groups(rows_per_level: dict[str, int]) -> int:
+    """How many row groups the shards of these rows hold."""
+    groups = int(PARQUET_OPTIONS["row_group_size"])
+    return sum(rows // SHARD_ROWS * -(-SHARD_ROWS // groups) + -(-(rows % SHARD_ROWS) // groups)
+               for rows in rows_per_level.values())
+
+
 def write_mcq_shards(batches: Iterator[pa.Table], rows_per_level: dict[str, int], folder: Path,
-                     progress: bool = False) -> dict[str, dict[str, object]]:
+                     progress: bool = False, on_shard: Callable[[Path], None] | None = None
+                     ) -> dict[str, dict[str, object]]:
     """Stream MCQ rows (id order, levels mixed) into `<level>-NNNNN-of-NNNNN.parquet` shards of SHARD_ROWS rows,
     one level's rows in id order per file, written a row group at a time; returns sha256 and rows per file.
     Row groups are encoded, compressed, written and hashed on one I/O thread (pyarrow and hashlib release the GIL)
-    while this thread reads the next rows and fixes their letters; one thread keeps the writes in order."""
+    while this thread reads the next rows and fixes their letters; one thread keeps the writes in order.
+    `on_shard(path)` is called (on the I/O thread) as each shard is complete under its final name."""
     io = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ks-shards")
-    writers = {level: _ShardWriter(folder, level, rows, io) for level, rows in rows_per_level.items() if rows}
+    writers = {level: _ShardWriter(folder, level, rows, io, on_shard) for level, rows in rows_per_level.items()
+               if rows}
     bar = tqdm(total=sum(rows_per_level.values()), desc="shards", unit="row", disable=None if progress else True,
                leave=False)
     try:
@@ -197,8 +217,9 @@ class _ShardWriter:
 
     MAX_PENDING_GROUPS = 2
 
-    def __init__(self, folder: Path, level: str, total_rows: int, io: concurrent.futures.Executor) -> None:
-        self.folder, self.level, self.total, self.io = folder, level, total_rows, io
+    def __init__(self, folder: Path, level: str, total_rows: int, io: concurrent.futures.Executor,
+                 on_shard: Callable[[Path], None] | None = None) -> None:
+        self.folder, self.level, self.total, self.io, self.on_shard = folder, level, total_rows, io, on_shard
         self.count = -(-total_rows // SHARD_ROWS)
         self.group_rows = int(PARQUET_OPTIONS["row_group_size"])
         self.options = {k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}
@@ -248,6 +269,8 @@ class _ShardWriter:
             self.tmp.rename(final)
             self.files[f"mcq/{final.name}"] = {"rows": shard_rows, "sha256": _sha256(final)}
             self.writer, self.tmp = None, None
+            if self.on_shard is not None:
+                self.on_shard(final)
 
     def close(self) -> dict[str, dict[str, object]]:
         if self.buffered:

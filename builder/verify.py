@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,35 +52,74 @@ def verify_folder(folder: Path, workers: int = 1, progress: bool = False, fast: 
     built once and inherited), and the failures come back in shard and row order whatever the number of workers.
     `progress`: a bar of rows checked (on a terminal). `fast=False` sends every row through `check_row` (the
     reference the fast path is tested against); the report is the same."""
-    for name in ("nodes", "triples", "relations", "requests"):
-        if not (folder / f"{name}.parquet").is_file():
-            raise KsUserError(f"not a KnowledgeSmith build: {name}.parquet is missing", path=str(folder))
-    global _FORKED
-    index = KgIndex.from_folder(folder)
-    requests = {r["request_id"]: r for r in pq.read_table(folder / "requests.parquet").to_pylist()}
-    shards = {path: pq.ParquetFile(path).metadata for path in sorted((folder / "mcq").glob("*.parquet"))}
-    parts = [(str(path), group) for path, metadata in shards.items() for group in range(metadata.num_row_groups)]
-    bar = tqdm(total=sum(metadata.num_rows for metadata in shards.values()), desc="verify", unit="row",
-               disable=None if progress else True, leave=False)
-    report = VerifyReport()
-    _FORKED = (index, requests, KgCodes.build(index, requests) if fast else None)
-    pool = None
+    verification = Verification(folder, fast=fast)
     try:
-        results: Iterator[tuple[int, list[tuple[str, str]]]] = map(_verify_part, parts)
-        if workers > 1 and len(parts) > 1:
-            pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(parts)),
-                                                          mp_context=multiprocessing.get_context("fork"))
-            results = pool.map(_verify_part, parts)
-        for rows, failures in results:
-            report.rows += rows
-            report.failures += failures
-            bar.update(rows)
+        shards = sorted((folder / "mcq").glob("*.parquet"))
+        groups = sum(pq.ParquetFile(path).metadata.num_row_groups for path in shards)
+        verification.start(min(workers, groups))
+        for path in shards:
+            verification.submit(path)
+        return verification.finish(progress)
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        verification.close()
+
+
+class Verification:
+    """A verification of one build folder, which can run while the build writes its shards: the KG is read back
+    from the folder's own `nodes`/`triples`/`relations` files (not taken from the builder's memory) and coded once,
+    with the requests; `start` forks the workers, `submit` hands them a completed shard's row groups, and `finish`
+    returns the report, its failures in shard and row order whatever order the shards came in."""
+
+    def __init__(self, folder: Path, fast: bool = True) -> None:
+        for name in ("nodes", "triples", "relations", "requests"):
+            if not (folder / f"{name}.parquet").is_file():
+                raise KsUserError(f"not a KnowledgeSmith build: {name}.parquet is missing", path=str(folder))
+        self.index = KgIndex.from_folder(folder)
+        self.requests = {r["request_id"]: r for r in pq.read_table(folder / "requests.parquet").to_pylist()}
+        self.codes = KgCodes.build(self.index, self.requests) if fast else None
+        self.parts: dict[tuple[str, int], concurrent.futures.Future[tuple[int, list[tuple[str, str]]]] | None] = {}
+        self.rows = 0
+        self.pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def start(self, workers: int) -> None:
+        """Fork `workers` processes (which inherit the coded KG); with one, row groups are proved in `finish`."""
+        global _FORKED
+        _FORKED = (self.index, self.requests, self.codes)
+        if workers > 1:
+            self.pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+            # Under fork, the pool starts every worker at its first task: make that happen now, before the caller
+            # starts threads of its own (a lock held by another thread at the fork stays held in the child).
+            self.pool.submit(int).result()
+
+    def submit(self, path: Path) -> None:
+        """Queue the row groups of a completed shard (may be called from another thread than `finish`)."""
+        metadata = pq.ParquetFile(path).metadata
+        self.rows += metadata.num_rows
+        for group in range(metadata.num_row_groups):
+            part = (str(path), group)
+            self.parts[part] = self.pool.submit(_verify_part, part) if self.pool is not None else None
+
+    def finish(self, progress: bool = False) -> VerifyReport:
+        report = VerifyReport()
+        bar = tqdm(total=self.rows, desc="verify", unit="row", disable=None if progress else True, leave=False)
+        try:
+            for part in sorted(self.parts):
+                future = self.parts[part]
+                rows, failures = future.result() if future is not None else _verify_part(part)
+                report.rows += rows
+                report.failures += failures
+                bar.update(rows)
+        finally:
+            bar.close()
+            self.close()
+        return report
+
+    def close(self) -> None:
+        global _FORKED
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
         _FORKED = None
-        bar.close()
-    return report
 
 
 _FORKED: tuple[KgIndex, dict[str, dict], KgCodes | None] | None = None

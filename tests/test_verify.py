@@ -442,3 +442,37 @@ def test_the_report_is_the_same_with_and_without_the_fast_path(copied: Path) -> 
     assert reasons[f"{REQUEST}/reverse/0"] == "a reverse row's target must be undecided (-1)"
     assert reasons[f"{REQUEST}/multi_hop/0"] == "provenance does not prove the gold"
     assert len(reasons) > 5
+
+
+def test_shards_submitted_out_of_order_over_workers_give_the_report_of_verify_folder(copied: Path) -> None:
+    """The build hands the verifier each shard as it is complete (levels interleave, so not in name order) while
+    its workers prove them; the report must still list failures in shard and row order, as `verify_folder` does."""
+    from knowledgesmith.builder.verify import Verification
+
+    tamper(copied, f"{REQUEST}/direct/0", answer=position(copied, f"{REQUEST}/direct/0", m("Zloty")[0]))
+    tamper(copied, f"{REQUEST}/multi_hop/0", provenance=[ITALY_USES_EURO])
+    tamper(copied, EUROPEAN_COUNTRY_KIND_OF, provenance=[])
+    # one shard becomes three, each of several row groups, so that failures sit in different shards and groups
+    rows = [row for shard in sorted((copied / "mcq").glob("*.parquet")) for row in pq.read_table(shard).to_pylist()]
+    schema = pq.read_schema(next((copied / "mcq").glob("*.parquet")))
+    for shard in (copied / "mcq").glob("*.parquet"):
+        shard.unlink()
+    third = -(-len(rows) // 3)
+    shards = [copied / "mcq" / f"part-{i}.parquet" for i in range(3)]
+    for i, shard in enumerate(shards):
+        pq.write_table(pa.Table.from_pylist(rows[i * third:(i + 1) * third], schema=schema), shard,
+                       row_group_size=max(1, third // 4))
+    expected = verify_folder(copied)
+    position_of = {row["id"]: i for i, row in enumerate(rows)}
+    assert len({position_of[row_id] // third for row_id, _reason in expected.failures}) >= 2  # in different shards
+
+    verification = Verification(copied)
+    try:
+        verification.start(2)
+        for shard in reversed(shards):
+            verification.submit(shard)
+        report = verification.finish()
+    finally:
+        verification.close()
+
+    assert (report.rows, report.failures) == (expected.rows, expected.failures) and report.rows == len(rows)
