@@ -75,7 +75,12 @@ class Verification:
             if not (folder / f"{name}.parquet").is_file():
                 raise KsUserError(f"not a KnowledgeSmith build: {name}.parquet is missing", path=str(folder))
         self.index = KgIndex.from_folder(folder)
-        self.requests = {r["request_id"]: r for r in pq.read_table(folder / "requests.parquet").to_pylist()}
+        # the columns a row is checked against, not the request texts: the verifier runs alongside the build
+        missing = [c for c in REQUEST_COLUMNS if c not in pq.read_schema(folder / "requests.parquet").names]
+        if missing:
+            raise KsUserError(f"requests.parquet lacks the column(s) {', '.join(missing)}", path=str(folder))
+        self.requests = {r["request_id"]: r for r in pq.read_table(folder / "requests.parquet",
+                                                                  columns=REQUEST_COLUMNS).to_pylist()}
         self.codes = KgCodes.build(self.index, self.requests) if fast else None
         self.parts: dict[tuple[str, int], concurrent.futures.Future[tuple[int, list[tuple[str, str]]]] | None] = {}
         self.rows = 0
@@ -364,6 +369,7 @@ def _distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 _PAIRS = [(i, j) for i in range(N_OPTIONS) for j in range(i + 1, N_OPTIONS)]
 
+REQUEST_COLUMNS = ["request_id", "subject_id", "relation_id", "target_true_id", "target_new_id"]
 CHECKED_COLUMNS = ["id", "request_id", "probe_type", "role", "choices", "answer", "target", "choice_ids", "provenance",
                    "query_kind", "query_subject_id", "query_relation_id", "query_object_id", "query_relation2_id"]
 

@@ -476,3 +476,12 @@ def test_shards_submitted_out_of_order_over_workers_give_the_report_of_verify_fo
         verification.close()
 
     assert (report.rows, report.failures) == (expected.rows, expected.failures) and report.rows == len(rows)
+
+
+def test_a_requests_table_without_the_checked_columns_is_a_one_line_error(copied: Path,
+                                                                        run_ks_build: Callable[..., Any]) -> None:
+    table = pq.read_table(copied / "requests.parquet")
+    pq.write_table(table.drop(["target_new_id"]), copied / "requests.parquet")
+    result = run_ks_build("verify", str(copied))
+    assert result.code != 0 and "Traceback" not in result.err
+    assert "requests.parquet lacks the column(s) target_new_id" in result.err
