@@ -111,10 +111,22 @@ def test_subject_last_token_under_right_padding(tokenizer) -> None:
     assert fact_token_index(tokenizer, texts[0], ends[0], "last")[1] == short - 1
 
 
+TWO_REQUESTS = [EditRequest("r1", "paris", "The capital of {} is", "paris", "london", "unknown"),
+                EditRequest("r2", "oxygen", "The symbol of {} is", "gold", "iron", "unknown")]
+
+
+def question_corpus():  # noqa: ANN201 - pl.DataFrame (polars is imported lazily in these tests)
+    """100 invented questions as a benchmark frame: the `kg` corpus of C₀ for the tiny-model edits."""
+    import polars as pl
+
+    words = "capital city river mountain element symbol country language planet ocean".split()
+    return pl.DataFrame({"question": [f"What is the {a} of the {b}?" for a in words for b in words],
+                         "choices": [["x", "y", "z", "w"]] * 100, "answer": [0] * 100})
+
+
 @pytest.mark.parametrize("method", ["alphaedit", "memit"])
 def test_edit_on_a_tiny_model_raises_the_new_objects_likelihood(method: str, tiny_lm_dir: Path,
                                                                  tmp_path: Path, monkeypatch) -> None:
-    import polars as pl
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from knowledgesmith.eval_harness.methods import get_method, load_settings
@@ -128,11 +140,7 @@ def test_edit_on_a_tiny_model_raises_the_new_objects_likelihood(method: str, tin
     monkeypatch.setenv("KS_STATS_CACHE", str(tmp_path / "stats"))
     model = AutoModelForCausalLM.from_pretrained(tiny_lm_dir).eval()
     tok = AutoTokenizer.from_pretrained(tiny_lm_dir)
-    requests = [EditRequest("r1", "paris", "The capital of {} is", "paris", "london", "unknown"),
-                EditRequest("r2", "oxygen", "The symbol of {} is", "gold", "iron", "unknown")]
-    words = "capital city river mountain element symbol country language planet ocean".split()
-    corpus = pl.DataFrame({"question": [f"What is the {a} of the {b}?" for a in words for b in words],
-                           "choices": [["x", "y", "z", "w"]] * 100, "answer": [0] * 100})
+    requests, corpus = TWO_REQUESTS, question_corpus()
     # One edited layer below the last: a δ at the final layer only reaches its own position, and a random-init
     # lm_head cannot make any token likely (its logits are tiny), so the bound below is modest — the SmolLM2 test is
     # the real check of efficacy.
@@ -346,18 +354,13 @@ def test_a_second_update_sweep_realises_more_of_z_and_keeps_to_the_null_space(ti
                                                                                monkeypatch) -> None:
     """update_passes = 2 sweeps the layers again toward the same z on the edited model: more of z − h is realised
     than after one sweep, and the second sweep is projected like the first, so ΔW stays in P's range."""
-    import polars as pl
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from knowledgesmith.eval_harness.methods import MethodError, get_method, load_settings
 
     monkeypatch.setenv("KS_STATS_CACHE", str(tmp_path / "stats"))
     tok = AutoTokenizer.from_pretrained(tiny_lm_dir)
-    requests = [EditRequest("r1", "paris", "The capital of {} is", "paris", "london", "unknown"),
-                EditRequest("r2", "oxygen", "The symbol of {} is", "gold", "iron", "unknown")]
-    words = "capital city river mountain element symbol country language planet ocean".split()
-    corpus = pl.DataFrame({"question": [f"What is the {a} of the {b}?" for a in words for b in words],
-                           "choices": [["x", "y", "z", "w"]] * 100, "answer": [0] * 100})
+    requests, corpus = TWO_REQUESTS, question_corpus()
     realised, deltas = {}, {}
     for passes in (1, 2):
         model = AutoModelForCausalLM.from_pretrained(tiny_lm_dir).eval()
