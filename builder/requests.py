@@ -10,10 +10,11 @@ form the set of size k, so the sets are nested by construction (1 ⊂ 10 ⊂ 100
 
 from __future__ import annotations
 
+import _random
 import functools
 import random
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from hashlib import blake2b
 from typing import TypeVar
@@ -21,11 +22,12 @@ from typing import TypeVar
 import numpy as np
 import pyarrow as pa
 from rapidfuzz import fuzz
+from rapidfuzz.fuzz import ratio
 
 from .graph import KnowledgeGraph
 from .hierarchy import LEVELS
-from .kgindex import KgIndex
-from .templates import TemplateLibrary
+from .kgindex import HIERARCHY_PREDICATES, KgIndex, gc_paused
+from .templates import Phrasing, TemplateLibrary
 
 K_VALUES = (1, 10, 100, 1_000, 10_000)
 SIMILAR = 90  # rapidfuzz ratio at or above which two labels count as the same answer
@@ -98,6 +100,20 @@ def seeded_rng(seed: int, *parts: str) -> random.Random:
 # SplitMix64's increment and output multipliers: the probe and MCQ stages inline `SeededStream.below` with these in
 # their hottest loops (a method call costs as much as the arithmetic), so the draws there are the same numbers.
 GAMMA, MIX1, MIX2, MASK64 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, (1 << 64) - 1
+
+
+def seeded_digests(prefix: str, lasts: Sequence[str]) -> list[bytes]:
+    """`seeded_key(seed, *parts, last)` for each last, from `seeded_prefix(seed, *parts)`: the hash of `prefix +
+    last` is the hash of `prefix` (hashed once, its state copied) updated with `last` — the same digest (BLAKE2b is a
+    streaming hash) for a copy, an update and a digest a key."""
+    copy = blake2b(prefix.encode(), digest_size=8).copy
+    digests: list[bytes] = []
+    append = digests.append
+    for last in lasts:
+        hashed = copy()
+        hashed.update(last.encode())
+        append(hashed.digest())
+    return digests
 
 
 def seeded_states(prefixes: Sequence[str], lasts: Sequence[str]) -> np.ndarray:
@@ -205,28 +221,37 @@ def similar(a: str, b: str) -> bool:
 def build_requests(index: KgIndex, templates: TemplateLibrary, domain: str, seed: int,
                    max_k: int = K_VALUES[-1]) -> tuple[list[Request], dict[str, dict[str, int]]]:
     """Requests for every level, and per level how many facts were eligible and the largest full k."""
+    with gc_paused():  # tens of thousands of requests and memoised truths and pools, no cycles
+        return _build_requests(index, templates, domain, seed, max_k)
+
+
+def _build_requests(index: KgIndex, templates: TemplateLibrary, domain: str, seed: int,
+                    max_k: int) -> tuple[list[Request], dict[str, dict[str, int]]]:
+    labels = index.labels
+    facts = [(tid, s, r, o) for (s, r, o), tid in index.triple_of.items() if labels[o]]
+    # One key per fact, hashed in one pass (`seeded_digests`: the bytes `seeded_key(seed, "request", tid)` gives).
+    keys = seeded_digests(seeded_prefix(seed, "request"), [tid for tid, _s, _r, _o in facts])
     by_level: dict[str, list[tuple[bytes, str, str, str, str]]] = defaultdict(list)
-    for (s, r, o), tid in index.triple_of.items():
-        info = index.nodes[s]
-        if not index.nodes[o].label:
-            continue
-        by_level[info.level].append((seeded_key(seed, "request", tid), tid, s, r, o))
+    nodes = index.nodes
+    for key, (tid, s, r, o) in zip(keys, facts, strict=True):
+        by_level[nodes[s].level].append((key, tid, s, r, o))
+    phrased = _phrasings_of(index, templates)
     requests: list[Request] = []
     report: dict[str, dict[str, int]] = {}
     for level in LEVELS:
+        candidates = sorted(by_level.get(level, []))
         chosen: list[Request] = []
         skipped_no_target = 0
-        for _key, tid, s, r, o in sorted(by_level.get(level, [])):
+        for tid, s, r, o, new in _counterfactuals(index, seed, candidates):
             if len(chosen) >= max_k:
                 break
-            new = counterfactual(index, s, r, o, seed, tid)
             if new is None:
                 skipped_no_target += 1
                 continue
-            chosen.append(_request(index, templates, domain, level, tid, s, r, o, new, len(chosen)))
+            chosen.append(_request(index, phrased(r), domain, level, tid, s, r, o, new, len(chosen)))
         requests.extend(chosen)
         full_k = 10 ** (len(str(len(chosen))) - 1) if chosen else 0  # the largest power of ten ≤ requests
-        report[level] = {"eligible_facts": len(by_level.get(level, [])), "requests": len(chosen),
+        report[level] = {"eligible_facts": len(candidates), "requests": len(chosen),
                          "largest_k": full_k, "skipped_no_counterfactual": skipped_no_target}
     return requests, report
 
@@ -265,18 +290,78 @@ def counterfactual(index: KgIndex, s: str, r: str, o: str, seed: int, tid: str) 
     return None
 
 
-def _request(index: KgIndex, templates: TemplateLibrary, domain: str, level: str, tid: str, s: str, r: str, o: str,
-             new: str, rank: int) -> Request:
-    subject, target_true, target_new = index.nodes[s].label, index.nodes[o].label, index.nodes[new].label
-    relation_label = index.relation_labels.get(r, r)
+_NONE: frozenset[str] = frozenset()
+# Counterfactuals are chosen a block of candidates at a time: their keys hashed together (`seeded_states`).
+COUNTERFACTUAL_BLOCK = 1024
+
+
+def _counterfactuals(index: KgIndex, seed: int, candidates: Sequence[tuple[bytes, str, str, str, str]]
+                     ) -> Iterator[tuple[str, str, str, str, str | None]]:
+    """(tid, s, r, o, `counterfactual(index, s, r, o, seed, tid)`) for each (key, tid, s, r, o) candidate, in order,
+    drawn as `counterfactual` draws them (tests/test_requests_scale.py holds the two to the same answers) but cheaper,
+    as a build takes one per request, all before its workers start: each key hashed in a block, one Mersenne Twister
+    re-seeded through the C-level `seed` (as `random.Random(n)` does, without its Python-level `seed` and a new
+    object), `randrange` inlined as the `getrandbits` rejection loop it runs, and o's later answer pools made only
+    when its own kind gives no answer."""
+    rng = random.Random()
+    reseed, getrandbits = _random.Random.seed, rng.getrandbits
+    labels, folded, values, same_kind = index.labels, index.folded, index.values, index.same_kind
+    hierarchical = index.hierarchy_relations | HIERARCHY_PREDICATES
+    prefix = seeded_prefix(seed, "target_new")
+    for start in range(0, len(candidates), COUNTERFACTUAL_BLOCK):
+        block = candidates[start:start + COUNTERFACTUAL_BLOCK]
+        states = seeded_states([prefix], [tid for _key, tid, _s, _r, _o in block]).tolist()
+        for (_key, tid, s, r, o), state in zip(block, states, strict=True):
+            true_values = values(s, r)
+            # as `counterfactual`, no loops through the hierarchy: its union of these, asked member by member
+            below, above = (index.descendants(s), index.ancestors(s)) if r in hierarchical else (_NONE, _NONE)
+            o_folded = labels[o].casefold()
+            reseed(rng, state)
+            found = None
+            pools: list[list[str]] = [same_kind(o)]
+            p = 0
+            while p < len(pools):
+                pool = pools[p]
+                n = len(pool)
+                bits = n.bit_length()
+                for _ in range(min(n, DRAWS)):
+                    drawn = getrandbits(bits)  # `rng.randrange(n)`: redraw what falls outside [0, n)
+                    while drawn >= n:
+                        drawn = getrandbits(bits)
+                    c = pool[drawn]
+                    if c not in true_values and c not in below and c not in above and c != s and labels[c] \
+                            and ratio(folded[c][0], o_folded) < SIMILAR:
+                        found = c
+                        break
+                if found is not None:
+                    break
+                if p == 0:
+                    pools += index.answer_pools(s, r, o)[1:]
+                p += 1
+            yield tid, s, r, o, found
+
+
+def _request(index: KgIndex, phrased: tuple[str, Phrasing, Phrasing], domain: str, level: str, tid: str, s: str,
+             r: str, o: str, new: str, rank: int) -> Request:
+    """The request for fact (s, r, o) with its counterfactual `new`; `phrased` is `_phrased(r)`'s (relation label,
+    prompt phrasing, neutral phrasing)."""
+    labels = index.labels
+    subject, target_true = labels[s], labels[o]
+    relation_label, prompt, neutral = phrased
     where = f"request for {tid}"
-    prompt = templates.phrasings(r, relation_label, "prompt")[0].render(where, subject=subject, object=target_true)
-    neutral = templates.phrasings(r, relation_label, "neutral")[0].render(where, subject=subject, object=target_true)
-    return Request(
-        request_id=f"req-{tid}", domain=domain, level=level, branch_id=index.nodes[s].branch, triple_id=tid,
-        subject_id=s, relation_id=r, target_true_id=o, target_new_id=new, subject=subject, relation=relation_label,
-        target_true=target_true, target_new=target_new, prompt=prompt, neutral_answer=neutral,
-        k_min=k_of_rank(rank))
+    return Request(f"req-{tid}", domain, level, index.nodes[s].branch, tid, s, r, o, new, subject, relation_label,
+                   target_true, labels[new], prompt.render(where, subject=subject, object=target_true),
+                   neutral.render(where, subject=subject, object=target_true), k_of_rank(rank))
+
+
+def _phrasings_of(index: KgIndex, templates: TemplateLibrary) -> Callable[[str], tuple[str, Phrasing, Phrasing]]:
+    """Per relation (memoised: a build has tens of thousands of requests and a few dozen relations), its label and
+    its first prompt and neutral phrasings, which phrase its requests."""
+    @functools.cache
+    def phrased(r: str) -> tuple[str, Phrasing, Phrasing]:
+        label = index.relation_labels.get(r, r)
+        return label, templates.phrasings(r, label, "prompt")[0], templates.phrasings(r, label, "neutral")[0]
+    return phrased
 
 
 def requests_table(requests: list[Request]) -> pa.Table:
