@@ -98,17 +98,20 @@ def _partitions(n: int, workers: int) -> list[tuple[int, int]]:
 def _gc_skipping_long_lived() -> Iterator[None]:
     """While drafting: the KG index and the requests are millions of long-lived objects, which every full collection
     of the cyclic garbage collector walked again (a quarter of the stage's time on a 291 k-row build); drafting makes
-    millions of short-lived objects and no cycles. So the objects made so far are frozen (never walked; in a forked
-    worker, neither are their copy-on-write pages touched), and the first generation is collected every 200 000
-    allocations, not 700, so that a chunk's rows die young. Undone on exit."""
-    thresholds = gc.get_threshold()
+    millions of short-lived objects and no cycles, which reference counting frees as they die. So the objects made so
+    far are frozen (in a forked worker, their copy-on-write pages are then never touched by a collection), and the
+    cyclic collector is off: collections every 200 000 allocations still cost 2–3 % of drafting (40–80 ms each, over
+    a chunk's live rows and the growing memos) and found nothing to free. Undone on exit, when a collection finds any
+    cycle made meanwhile."""
+    enabled = gc.isenabled()
     already_frozen = gc.get_freeze_count() > 0
     gc.freeze()
-    gc.set_threshold(200_000, *thresholds[1:])
+    gc.disable()
     try:
         yield
     finally:
-        gc.set_threshold(*thresholds)
+        if enabled:
+            gc.enable()
         if not already_frozen:
             gc.unfreeze()
 

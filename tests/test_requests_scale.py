@@ -6,6 +6,7 @@ import gc
 
 import pytest
 
+from knowledgesmith.builder.benchmark import _gc_skipping_long_lived
 from knowledgesmith.builder.build import ingest, shipped_kg_paths
 from knowledgesmith.builder.kgindex import KgIndex
 from knowledgesmith.builder.requests import (
@@ -57,4 +58,16 @@ def test_building_the_index_and_requests_leaves_the_garbage_collector_as_it_was(
         build_requests(index, TemplateLibrary(), "sample", 0)
         assert gc.isenabled() == enabled
     finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_drafting_runs_without_the_cyclic_collector_and_restores_it() -> None:
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        with _gc_skipping_long_lived():
+            assert not gc.isenabled() and gc.get_freeze_count() > 0
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()
         (gc.enable if was else gc.disable)()
