@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from .graph import KnowledgeGraph
 from .hierarchy import LEVELS
-from .kgindex import KgIndex
+from .kgindex import KgIndex, gc_paused
 from .mcq import MCQ_SCHEMA, DraftRow, draft_rows, draft_table, finish_batch
 from .probes import ProbeBuilder
 from .requests import K_VALUES, Request, build_requests, requests_table
@@ -190,9 +190,10 @@ def build_benchmark(kg: KnowledgeGraph, domain: str, *, seed: int = 0, templates
     bar = tqdm(total=len(requests), desc="probes", unit="request", disable=None if progress else True, leave=False)
     try:
         if len(parts) == 1:
-            table = requests_table(requests)
-            if while_drafting is not None:
-                while_drafting(table)
+            with gc_paused():
+                table = requests_table(requests)
+                if while_drafting is not None:
+                    while_drafting(table)
             counts += _draft_to_file(probes, in_id_order, seed, paths[0], bar)
         else:
             global _FORKED  # read by the forked workers, which inherit it instead of pickling the index
@@ -201,9 +202,13 @@ def build_benchmark(kg: KnowledgeGraph, domain: str, *, seed: int = 0, templates
                 context = multiprocessing.get_context("fork")
                 with concurrent.futures.ProcessPoolExecutor(len(parts), mp_context=context) as pool:
                     drafted = pool.map(_draft_partition, range(len(parts)))  # the workers start here
-                    table = requests_table(requests)
-                    if while_drafting is not None:
-                        while_drafting(table)
+                    # Made here while the workers draft: the requests table and what `while_drafting` makes (in a
+                    # build, the verifier's KG index and codes) are long-lived objects without cycles, which full
+                    # collections walked again and again, taking CPU from the workers.
+                    with gc_paused():
+                        table = requests_table(requests)
+                        if while_drafting is not None:
+                            while_drafting(table)
                     for (start, end), part_counts in zip(parts, drafted, strict=True):
                         counts += part_counts
                         bar.update(end - start)
