@@ -29,6 +29,7 @@ from .benchmark import build_benchmark
 from .errors import KsUserError
 from .formats import KgFormat, describe, detect_format, read_head
 from .graph import GraphAccumulator, KnowledgeGraph
+from .kgindex import gc_paused
 from .readers import read_kg_file
 from .verify import Verification
 
@@ -115,8 +116,9 @@ def run_build(config: BuildConfig) -> dict[str, object]:
     """Build the output folder; returns the manifest."""
     started = time.perf_counter()
     domain = config.domain or config.kg_paths[0].name.split(".")[0]
-    kg, inputs = ingest(config.kg_paths, fmt=config.format, languages=config.languages, domain=domain,
-                        jsonld_contexts=config.jsonld_contexts, progress=config.progress)
+    with gc_paused():  # ingest makes the graph's long-lived objects and no cycles: see kgindex.gc_paused
+        kg, inputs = ingest(config.kg_paths, fmt=config.format, languages=config.languages, domain=domain,
+                            jsonld_contexts=config.jsonld_contexts, progress=config.progress)
     ingest_seconds = time.perf_counter() - started
     with atomic_directory(config.out) as staging:
         files: dict[str, dict[str, object]] = {}
