@@ -103,15 +103,12 @@ def _gc_skipping_long_lived() -> Iterator[None]:
     cyclic collector is off: collections every 200 000 allocations still took about 2 % of drafting (by `gc.callbacks`:
     0.3 s of a worker's 15 s on the 1M-row bench build, 40–80 ms each, over a chunk's live rows and the growing memos)
     and found nothing to free. Undone on exit, when a collection finds any cycle made meanwhile."""
-    enabled = gc.isenabled()
     already_frozen = gc.get_freeze_count() > 0
     gc.freeze()
-    gc.disable()
     try:
-        yield
+        with gc_paused():
+            yield
     finally:
-        if enabled:
-            gc.enable()
         if not already_frozen:
             gc.unfreeze()
 
