@@ -184,13 +184,21 @@ def build_benchmark(kg: KnowledgeGraph, domain: str, *, seed: int = 0, templates
         spill_dir.mkdir(parents=True)
     paths = [spill_dir / f"drafts-{start:09d}.arrow" for start, _end in parts]
     counts = DraftCounts()
+
+    def requests_and_more() -> pa.Table:
+        """The requests table, and `while_drafting`'s work, done while the workers draft: long-lived objects without
+        cycles (in a build, the verifier's KG index and codes), which full collections walked again and again, taking
+        CPU from the workers."""
+        with gc_paused():
+            made = requests_table(requests)
+            if while_drafting is not None:
+                while_drafting(made)
+        return made
+
     bar = tqdm(total=len(requests), desc="probes", unit="request", disable=None if progress else True, leave=False)
     try:
         if len(parts) == 1:
-            with gc_paused():
-                table = requests_table(requests)
-                if while_drafting is not None:
-                    while_drafting(table)
+            table = requests_and_more()
             counts += _draft_to_file(probes, in_id_order, seed, paths[0], bar)
         else:
             global _FORKED  # read by the forked workers, which inherit it instead of pickling the index
@@ -199,13 +207,7 @@ def build_benchmark(kg: KnowledgeGraph, domain: str, *, seed: int = 0, templates
                 context = multiprocessing.get_context("fork")
                 with concurrent.futures.ProcessPoolExecutor(len(parts), mp_context=context) as pool:
                     drafted = pool.map(_draft_partition, range(len(parts)))  # the workers start here
-                    # Made here while the workers draft: the requests table and what `while_drafting` makes (in a
-                    # build, the verifier's KG index and codes) are long-lived objects without cycles, which full
-                    # collections walked again and again, taking CPU from the workers.
-                    with gc_paused():
-                        table = requests_table(requests)
-                        if while_drafting is not None:
-                            while_drafting(table)
+                    table = requests_and_more()
                     for (start, end), part_counts in zip(parts, drafted, strict=True):
                         counts += part_counts
                         bar.update(end - start)

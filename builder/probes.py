@@ -408,21 +408,15 @@ class ProbeBuilder:
 
     def _stratum_fact(self, q: Request, stratum: str, purpose: str = "contextual") -> tuple[str, str, str, int] | None:
         """A fact of another subject: a sibling (same parent), a node of the same branch, or of another branch.
-        Candidates are sampled (seeded) rather than scanned, so a request costs the same on a million-node KG."""
-        return self._fact_in_stratum(q, STRATA.index(stratum), seeded_prefix(self.seed, purpose, stratum))
-
-    def _fact_in_stratum(self, q: Request, stratum: int, prefix: str,
-                         stream: tuple[int, list[int]] | None = None) -> tuple[str, str, str, int] | None:
-        """`_stratum_fact` of the stratum STRATA[stratum], keyed by `prefix` = seeded_prefix(seed, purpose, stratum
-        name): `_fact_drawn` from `SeededStream(seed, purpose, stratum name, request id)`, or from `stream`, that
-        stream's starting state and first outputs where made ahead (`contextual_streams`)."""
-        s = q.subject_id
-        found = self._strata_of(s)[stratum]
+        Candidates are sampled (seeded) rather than scanned, so a request costs the same on a million-node KG:
+        `_fact_drawn` from `SeededStream(seed, purpose, stratum, request id)`."""
+        s, at = q.subject_id, STRATA.index(stratum)
+        found = self._strata_of(s)[at]
         if not found[4]:
             return None  # no candidates: no draws, and no key to hash
-        state, outputs = stream if stream is not None else (seeded_state(prefix, q.request_id), ())
+        state = seeded_state(seeded_prefix(self.seed, purpose, stratum), q.request_id)
         return self._fact_drawn(s, (s, q.target_true_id, q.target_new_id), self.index.nodes[s].branch, found,
-                                stratum == 2, state, outputs)
+                                at == 2, state, ())
 
     def _fact_drawn(self, s: str, touched: tuple[str, str, str], branch: str | None,
                     stratum: tuple[list[str], int, int, frozenset[str] | None, int], other_branch: bool, state: int,

@@ -102,24 +102,11 @@ def seeded_rng(seed: int, *parts: str) -> random.Random:
 GAMMA, MIX1, MIX2, MASK64 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, (1 << 64) - 1
 
 
-def seeded_digests(prefix: str, lasts: Sequence[str]) -> list[bytes]:
-    """`seeded_key(seed, *parts, last)` for each last, from `seeded_prefix(seed, *parts)`: the hash of `prefix +
-    last` is the hash of `prefix` (hashed once, its state copied) updated with `last` — the same digest (BLAKE2b is a
-    streaming hash) for a copy, an update and a digest a key."""
-    copy = blake2b(prefix.encode(), digest_size=8).copy
-    digests: list[bytes] = []
-    append = digests.append
-    for last in lasts:
-        hashed = copy()
-        hashed.update(last.encode())
-        append(hashed.digest())
-    return digests
-
-
-def seeded_states(prefixes: Sequence[str], lasts: Sequence[str]) -> np.ndarray:
-    """`seeded_state(prefix, last)` for each last and, within it, each prefix (a flat uint64 array, last-major). The
-    hash of `prefix + last` is the hash of `prefix` (hashed once, its state copied) updated with `last`: the same
-    digest (BLAKE2b is a streaming hash) for a copy, an update and a digest a key, each last encoded once."""
+def seeded_digests(prefixes: Sequence[str], lasts: Sequence[str]) -> list[bytes]:
+    """`seeded_key(seed, *parts, last)` for each last and, within it, each prefix `seeded_prefix(seed, *parts)` (a flat
+    list, last-major). The hash of `prefix + last` is the hash of `prefix` (hashed once, its state copied) updated
+    with `last`: the same digest (BLAKE2b is a streaming hash) for a copy, an update and a digest a key, each last
+    encoded once."""
     copies = [blake2b(prefix.encode(), digest_size=8).copy for prefix in prefixes]
     digests: list[bytes] = []
     append = digests.append
@@ -129,7 +116,13 @@ def seeded_states(prefixes: Sequence[str], lasts: Sequence[str]) -> np.ndarray:
             hashed = copy()
             hashed.update(data)
             append(hashed.digest())
-    return np.frombuffer(b"".join(digests), dtype=">u8").astype(np.uint64)
+    return digests
+
+
+def seeded_states(prefixes: Sequence[str], lasts: Sequence[str]) -> np.ndarray:
+    """`seeded_state(prefix, last)` for each last and, within it, each prefix: `seeded_digests` as a flat uint64
+    array."""
+    return np.frombuffer(b"".join(seeded_digests(prefixes, lasts)), dtype=">u8").astype(np.uint64)
 
 
 def splitmix_outputs(states: np.ndarray, k: int) -> np.ndarray:
@@ -230,7 +223,7 @@ def _build_requests(index: KgIndex, templates: TemplateLibrary, domain: str, see
     labels = index.labels
     facts = [(tid, s, r, o) for (s, r, o), tid in index.triple_of.items() if labels[o]]
     # One key per fact, hashed in one pass (`seeded_digests`: the bytes `seeded_key(seed, "request", tid)` gives).
-    keys = seeded_digests(seeded_prefix(seed, "request"), [tid for tid, _s, _r, _o in facts])
+    keys = seeded_digests([seeded_prefix(seed, "request")], [tid for tid, _s, _r, _o in facts])
     by_level: dict[str, list[tuple[bytes, str, str, str, str]]] = defaultdict(list)
     nodes = index.nodes
     for key, (tid, s, r, o) in zip(keys, facts, strict=True):
